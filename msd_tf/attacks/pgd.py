@@ -1,0 +1,101 @@
+"""Projected gradient descent in one l_p ball (PAPER_NOTES section 4).
+
+References:
+  Madry et al., "Towards deep learning models resistant to adversarial attacks",
+  ICLR 2018, arXiv:1706.06083; l_1 top-k step: Maini, Wong, Kolter 2020,
+  arXiv:1909.04068, appendix A.
+"""
+
+import tensorflow as tf
+
+from msd_tf.attacks import base
+from msd_tf.threats import ThreatModel
+
+
+def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor,
+              *, training: bool = False, loss_fn=base.cross_entropy,
+              stop_when_fooled: bool = True) -> base.AttackOutput:
+    """Graph-level PGD: `threat.restarts` runs of `threat.steps` iterations.
+
+    Each iteration takes one steepest-ascent step of `threat.norm` and projects onto
+    ball and box. As in the reference code, an example the model already
+    misclassifies stops moving (`stop_when_fooled`), and a run stops early once every
+    example is fooled (which changes no result). Across runs an example keeps the
+    better delta: fooling beats not fooling, otherwise the higher loss.
+
+    Args:
+      model: a Keras model or callable mapping images in [0, 1] to logits.
+      x: `[B, ...]` images in [0, 1]; y: `[B]` int labels.
+      threat: the ball and PGD settings.
+      seed: `[2]` int64 stateless seed (see `base.as_seed`).
+      training: passed to the model (False: BatchNorm uses moving statistics and is
+        not updated by the attack).
+      loss_fn: per-example loss `(logits, y) -> [B]` to ascend.
+      stop_when_fooled: freeze examples that are already misclassified.
+
+    Returns:
+      `base.AttackOutput`; `loss` is the loss at the returned delta.
+    """
+    batch = tf.shape(x)[0]
+    best_delta = tf.zeros_like(x)
+    best_loss = tf.fill([batch], tf.constant(-float("inf"), tf.float32))
+    best_fooled = tf.zeros([batch], tf.bool)
+    for r in tf.range(threat.restarts):
+        run_seed = base.fold(seed, r)
+        random_start = tf.logical_or(r > 0, threat.random_start)
+        start = base.random_in_ball(x, threat, base.fold(run_seed, base.INIT_STREAM))
+        delta = tf.where(random_start, start, tf.zeros_like(x))
+        for t in tf.range(threat.steps):
+            _, logits, grad = base.loss_and_grad(model, x, delta, y, training=training,
+                                                 loss_fn=loss_fn)
+            candidate = base.projected_step(x, delta, grad, threat, base.fold(run_seed, t))
+            if stop_when_fooled:
+                correct = tf.argmax(logits, axis=1, output_type=tf.int32) == tf.cast(y, tf.int32)
+                if not tf.reduce_any(correct):
+                    break
+                delta = tf.where(base.broadcast_mask(correct, x), candidate, delta)
+            else:
+                delta = candidate
+        logits = base.logits_of(model, x + delta, training)
+        loss = loss_fn(logits, y)
+        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != tf.cast(y, tf.int32)
+        take = base.better(loss, fooled, best_loss, best_fooled)
+        best_delta = tf.where(base.broadcast_mask(take, x), delta, best_delta)
+        best_loss = tf.where(take, loss, best_loss)
+        best_fooled = tf.where(take, fooled, best_fooled)
+    return base.AttackOutput(delta=best_delta, loss=best_loss,
+                             choice=tf.zeros([batch], tf.int32),
+                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+
+
+def pgd(model, x, y, threat: ThreatModel, *, seed=0, training: bool = False,
+        jit_compile: bool = False, loss_fn=base.cross_entropy) -> tf.Tensor:
+    """PGD in one l_p ball; returns adversarial images `x + delta`.
+
+    Compiled once per model, threat and input shape (`tf.function`, optionally
+    XLA); deterministic for a given `seed`.
+
+    Args:
+      model: Keras model or callable, images in [0, 1] -> logits.
+      x: `[B, ...]` float images in [0, 1]; y: `[B]` int labels.
+      threat: a `ThreatModel`.
+      seed: int or `[2]` int tensor.
+      training: see `pgd_delta`.
+      jit_compile: compile with XLA.
+      loss_fn: per-example loss to ascend.
+
+    Returns:
+      `[B, ...]` adversarial images in [0, 1] with `||x_adv - x||_p <= eps`.
+
+    Example:
+      >>> x_adv = pgd(model, x, y, threats.preset("mnist", "l2"), seed=0)
+    """
+    x, y = base.check_inputs(x, y)
+    fn = base.compiled(
+        model, ("pgd", threat, training, loss_fn),
+        lambda: lambda xx, yy, ss: pgd_delta(model, xx, yy, threat, ss, training=training,
+                                             loss_fn=loss_fn).delta,
+        x, y, jit_compile=jit_compile)
+    if x.shape[0] == 0:  # TF's fused ReluGrad rejects empty batches; nothing to do
+        return x
+    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))

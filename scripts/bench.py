@@ -1,0 +1,103 @@
+"""Speed benchmark: prints measured figures (no pass/fail).
+
+Figures, all for the MNIST CNN at batch 100 in graph mode on this machine:
+  - one plain training step (forward, backward, Adam update);
+  - one MSD iteration (one input gradient + one 3x-batch forward + three projections);
+  - project_l1 on [100, 784] and [100, 3072] against a plain tf.sort of the same batch.
+
+Usage: python scripts/bench.py [--repeats 20] [--jit]
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from msd_tf import projections, threats  # noqa: E402
+from msd_tf.attacks import base, msd_delta  # noqa: E402
+from msd_tf.models import mnist_cnn  # noqa: E402
+
+
+def _time(fn, repeats: int) -> float:
+    """Median wall time of `fn()` in seconds, after two warm-up calls."""
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--jit", action="store_true", help="compile with XLA")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    b = args.batch
+    x = tf.constant(rng.uniform(size=(b, 28, 28, 1)).astype(np.float32))
+    y = tf.constant(rng.integers(0, 10, b).astype(np.int32))
+    keras.utils.set_random_seed(0)
+    model = mnist_cnn()
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+
+    @tf.function(jit_compile=args.jit)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(base.cross_entropy(model(x, training=True), y))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+        return loss
+
+    ths, _ = threats.MSD_TRAIN["mnist"]
+    seed = base.as_seed(0)
+
+    msd_steps = 20
+    msd_run = tf.function(
+        lambda x, y: msd_delta(model, x, y, ths, seed, steps=msd_steps).delta,
+        jit_compile=args.jit)
+    # The machine is shared and noisy: alternate the two measurements over several
+    # rounds and report medians. An MSD iteration is timed as a 20-iteration attack
+    # divided by 20 (this includes the attack's fixed set-up, so it is an upper bound).
+    train_times, msd_times, ratios = [], [], []
+    for _ in range(args.rounds):
+        t_train = _time(lambda: train_step(x, y).numpy(), args.repeats)
+        t_msd = _time(lambda: msd_run(x, y).numpy(), 3) / msd_steps
+        train_times.append(t_train)
+        msd_times.append(t_msd)
+        ratios.append(t_msd / t_train)
+    t_train, t_msd = statistics.median(train_times), statistics.median(msd_times)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
+          f"devices {[d.name for d in tf.config.list_logical_devices()]}, jit={args.jit}")
+    print(f"train step (batch {b}):             {t_train * 1e3:8.2f} ms")
+    print(f"MSD iteration (batch {b}):          {t_msd * 1e3:8.2f} ms   "
+          f"ratio to train step {statistics.median(ratios):.2f}x (median of {args.rounds} "
+          f"rounds, range {min(ratios):.2f}-{max(ratios):.2f}; target <= 1.8x)")
+    for n in (784, 3072):
+        v = tf.constant(rng.normal(size=(100, n)).astype(np.float32))
+        proj = tf.function(lambda v: projections.project_l1(v, 10.0), jit_compile=args.jit)
+        srt = tf.function(lambda v: tf.sort(tf.abs(v), axis=1, direction="DESCENDING"),
+                          jit_compile=args.jit)
+        t_p = _time(lambda v=v: proj(v).numpy(), args.repeats * 5)
+        t_s = _time(lambda v=v: srt(v).numpy(), args.repeats * 5)
+        print(f"project_l1 [100, {n}]:            {t_p * 1e3:8.3f} ms   "
+              f"sort {t_s * 1e3:.3f} ms, ratio {t_p / t_s:.2f}x (target <= 3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Small models with known optimal perturbations, shared by the attack tests."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def linear_problem(n=784, batch=4, seed=0):
+    """x = 0.5 everywhere (well inside the box), a fixed direction w.
+
+    The model's logits are [0, w.x - 1000]: never fooled, so PGD keeps moving, and
+    `linear_loss` = w.x has gradient exactly w. The maximiser of w.delta over the
+    ball is known in closed form.
+    """
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(n,)).astype(np.float32)
+    x = np.full((batch, n), 0.5, np.float32)
+    y = np.zeros((batch,), np.int32)
+    w_t = tf.constant(w)
+
+    def model(inp):
+        score = tf.reduce_sum(tf.reshape(inp, [tf.shape(inp)[0], -1]) * w_t, axis=1)
+        return tf.stack([tf.zeros_like(score), score - 1000.0], axis=1)
+
+    return model, x, y, w
+
+
+def linear_loss(logits, y):
+    del y
+    return logits[:, 1]
+
+
+def small_cnn(seed=0, classes=10):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(4, 5, strides=2, activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(classes),
+    ])
+
+
+def digits(n=16, seed=0):
+    """Random 'images' in [0, 1] with many pixels at exactly 0 (like MNIST) and labels."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(n, 28, 28, 1)).astype(np.float32)
+    x[x < 0.6] = 0.0
+    return x, rng.integers(0, 10, size=n).astype(np.int32)
+
+
+def norms_of(x_adv, x):
+    d = np.asarray(x_adv - x).reshape(len(x), -1)
+    return {"linf": np.abs(d).max(1) if d.size else np.zeros(0),
+            "l2": np.linalg.norm(d, axis=1), "l1": np.abs(d).sum(1)}

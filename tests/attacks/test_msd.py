@@ -1,0 +1,90 @@
+import numpy as np
+import tensorflow as tf
+
+from msd_tf import threats
+from msd_tf.attacks import base, msd, msd_delta
+from msd_tf.threats import ThreatModel
+from tests.attacks.helpers import digits, norms_of, small_cnn
+
+THREATS = (ThreatModel("linf", 0.3, 0.05, 1), ThreatModel("l2", 2.0, 0.4, 1),
+           ThreatModel("l1", 10.0, 2.0, 1))
+
+
+def _reference_msd(model, x, y, threat_list, steps, seed):
+    """Algorithm 1 written the slow way: candidates scored one norm and one example at
+    a time (separate forward passes), selection by a Python loop, best kept."""
+    delta = np.zeros_like(x)
+    best, best_loss = delta.copy(), np.full(len(x), -np.inf)
+    for t in range(steps):
+        d = tf.constant(delta)
+        loss, _, grad = base.loss_and_grad(model, tf.constant(x), d, tf.constant(y),
+                                           training=False, loss_fn=base.cross_entropy)
+        loss = loss.numpy()
+        it_seed = base.fold(base.as_seed(seed), t)
+        cands = [base.projected_step(tf.constant(x), d, grad, th, it_seed).numpy()
+                 for th in threat_list]
+        new = np.empty_like(delta)
+        for b in range(len(x)):
+            if loss[b] > best_loss[b]:
+                best[b], best_loss[b] = delta[b], loss[b]
+            scores = [float(base.cross_entropy(model(x[b:b + 1] + c[b:b + 1]), y[b:b + 1])[0])
+                      for c in cands]
+            i = int(np.argmax(scores))  # first maximum: ties go to the earlier norm
+            new[b] = cands[i][b]
+            if scores[i] > best_loss[b]:
+                best[b], best_loss[b] = new[b], scores[i]
+        delta = new
+    return best, best_loss
+
+
+def test_msd_matches_example_by_example_reference():
+    model = small_cnn(seed=0)
+    x, y = digits(10, seed=1)
+    out = msd_delta(model, tf.constant(x), tf.constant(y), THREATS, base.as_seed(4), steps=6)
+    want_delta, want_loss = _reference_msd(model, x, y, THREATS, 6, 4)
+    np.testing.assert_allclose(out.delta.numpy(), want_delta, atol=1e-5)
+    np.testing.assert_allclose(out.loss.numpy(), want_loss, rtol=1e-4, atol=1e-5)
+    assert out.counts.numpy().sum() == 6 * 10
+
+
+def test_msd_loss_at_least_zero_perturbation_and_in_some_ball():
+    model = small_cnn(seed=2)
+    x, y = digits(24, seed=3)
+    mnist_threats, _ = threats.MSD_TRAIN["mnist"]
+    x_adv = msd(model, x, y, mnist_threats, steps=15, seed=1).numpy()
+    clean = base.cross_entropy(model(x), y).numpy()
+    adv = base.cross_entropy(model(x_adv), y).numpy()
+    assert np.all(adv >= clean - 1e-5)
+    assert np.mean(adv > clean + 1e-3) > 0.9
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    n = norms_of(x_adv, x)
+    in_some = ((n["linf"] <= 0.3 + 1e-5) | (n["l2"] <= 2.0 * (1 + 1e-5))
+               | (n["l1"] <= 10.0 * (1 + 1e-5)))
+    assert np.all(in_some)
+
+
+def test_msd_single_threat_equals_pgd_without_freezing():
+    # With one ball MSD is PGD that never freezes, plus best-over-iterations.
+    from msd_tf.attacks import pgd_delta
+
+    model = small_cnn(seed=5)
+    x, y = digits(8, seed=6)
+    t = ThreatModel("l2", 2.0, 0.3, 5)
+    m = msd_delta(model, tf.constant(x), tf.constant(y), (t,), base.as_seed(0))
+    p = pgd_delta(model, tf.constant(x), tf.constant(y), t, base.as_seed(0),
+                  stop_when_fooled=False)
+    # PGD's loss is at its last iterate; MSD's is the best iterate, so >=.
+    assert np.all(m.loss.numpy() >= p.loss.numpy() - 1e-5)
+
+
+def test_msd_seed_changes_random_k_only_through_the_seed():
+    model = small_cnn(seed=7)
+    x, y = digits(8, seed=8)
+    th = (ThreatModel("l1", 10.0, 2.0, 1, k_range=(5, 20)),)
+    a = msd(model, x, y, th, steps=5, seed=1).numpy()
+    b = msd(model, x, y, th, steps=5, seed=1).numpy()
+    c = msd(model, x, y, th, steps=5, seed=2).numpy()
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 0
+    ks = {int(base.draw_k(th[0], base.fold(base.as_seed(s), 0))) for s in range(40)}
+    assert ks <= set(range(5, 21)) and len(ks) > 8
