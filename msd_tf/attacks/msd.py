@@ -45,35 +45,39 @@ def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
     steps = steps if steps is not None else max(t.steps for t in threats)
     n_threats = len(threats)
     batch = tf.shape(x)[0]
-    delta = tf.zeros_like(x)
-    best_delta = delta
-    best_loss = tf.fill([batch], tf.constant(-float("inf"), tf.float32))
-    choice = tf.zeros([batch], tf.int32)
-    best_choice = choice
-    counts = tf.zeros([n_threats], tf.float32)
     x_tiled = tf.concat([x] * n_threats, axis=0)
     y_tiled = tf.concat([y] * n_threats, axis=0)
-    for t in tf.range(steps):
+
+    def keep_best(delta, loss, choice, best):
+        best_delta, best_loss, best_choice = best
+        take = loss > best_loss
+        return (tf.where(base.broadcast_mask(take, x), delta, best_delta),
+                tf.where(take, loss, best_loss), tf.where(take, choice, best_choice))
+
+    def body(t, delta, choice, counts, best):
         loss, _, grad = base.loss_and_grad(model, x, delta, y, training=training,
                                            loss_fn=loss_fn)
-        take = loss > best_loss
-        best_delta = tf.where(base.broadcast_mask(take, x), delta, best_delta)
-        best_choice = tf.where(take, choice, best_choice)
-        best_loss = tf.where(take, loss, best_loss)
+        best = keep_best(delta, loss, choice, best)  # covers delta_0
         it_seed = base.fold(seed, t)
         candidates = [base.projected_step(x, delta, grad, threat, it_seed)
                       for threat in threats]
-        stacked = tf.concat(candidates, axis=0)  # [P * B, ...]
-        logits = base.logits_of(model, x_tiled + stacked, training)
+        # ONE forward pass scores every candidate: a [P * B, ...] batch.
+        logits = base.logits_of(model, x_tiled + tf.concat(candidates, axis=0), training)
         cand_loss = tf.reshape(loss_fn(logits, y_tiled), [n_threats, batch])
-        choice = tf.argmax(cand_loss, axis=0, output_type=tf.int32)
+        choice = tf.argmax(cand_loss, axis=0, output_type=tf.int32)  # ties: first threat
+        delta = candidates[0]
+        for i in range(1, n_threats):
+            delta = tf.where(base.broadcast_mask(choice == i, x), candidates[i], delta)
         counts += tf.reduce_sum(tf.one_hot(choice, n_threats), axis=0)
-        delta = tf.gather(tf.stack(candidates, axis=1), choice[:, None], batch_dims=1)[:, 0]
-        new_loss = tf.reduce_max(cand_loss, axis=0)
-        take = new_loss > best_loss
-        best_delta = tf.where(base.broadcast_mask(take, x), delta, best_delta)
-        best_choice = tf.where(take, choice, best_choice)
-        best_loss = tf.where(take, new_loss, best_loss)
+        best = keep_best(delta, tf.reduce_max(cand_loss, axis=0), choice, best)
+        return t + 1, delta, choice, counts, best
+
+    zero_choice = tf.zeros([batch], tf.int32)
+    best0 = (tf.zeros_like(x), tf.fill([batch], tf.constant(-float("inf"), tf.float32)),
+             zero_choice)
+    _, _, _, counts, (best_delta, best_loss, best_choice) = tf.while_loop(
+        lambda t, *_: t < steps, body,
+        (tf.constant(0), tf.zeros_like(x), zero_choice, tf.zeros([n_threats], tf.float32), best0))
     return base.AttackOutput(delta=best_delta, loss=best_loss, choice=best_choice,
                              counts=counts)
 

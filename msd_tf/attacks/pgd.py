@@ -37,32 +37,40 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
       `base.AttackOutput`; `loss` is the loss at the returned delta.
     """
     batch = tf.shape(x)[0]
-    best_delta = tf.zeros_like(x)
-    best_loss = tf.fill([batch], tf.constant(-float("inf"), tf.float32))
-    best_fooled = tf.zeros([batch], tf.bool)
-    for r in tf.range(threat.restarts):
+    y_int = tf.cast(y, tf.int32)
+
+    def one_run(r):
         run_seed = base.fold(seed, r)
-        random_start = tf.logical_or(r > 0, threat.random_start)
         start = base.random_in_ball(x, threat, base.fold(run_seed, base.INIT_STREAM))
-        delta = tf.where(random_start, start, tf.zeros_like(x))
-        for t in tf.range(threat.steps):
+        random_start = tf.logical_or(r > 0, threat.random_start)
+        delta0 = tf.where(random_start, start, tf.zeros_like(x))
+
+        def body(t, delta, active):
             _, logits, grad = base.loss_and_grad(model, x, delta, y, training=training,
                                                  loss_fn=loss_fn)
             candidate = base.projected_step(x, delta, grad, threat, base.fold(run_seed, t))
-            if stop_when_fooled:
-                correct = tf.argmax(logits, axis=1, output_type=tf.int32) == tf.cast(y, tf.int32)
-                if not tf.reduce_any(correct):
-                    break
-                delta = tf.where(base.broadcast_mask(correct, x), candidate, delta)
-            else:
-                delta = candidate
+            if not stop_when_fooled:
+                return t + 1, candidate, active
+            correct = tf.argmax(logits, axis=1, output_type=tf.int32) == y_int
+            delta = tf.where(base.broadcast_mask(correct, x), candidate, delta)
+            return t + 1, delta, tf.reduce_any(correct)
+
+        # Stops early once every example is fooled (frozen examples would not move).
+        _, delta, _ = tf.while_loop(lambda t, d, active: (t < threat.steps) & active, body,
+                                    (tf.constant(0), delta0, tf.constant(True)))
         logits = base.logits_of(model, x + delta, training)
-        loss = loss_fn(logits, y)
-        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != tf.cast(y, tf.int32)
+        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        return delta, loss_fn(logits, y), fooled
+
+    def restart(r, best_delta, best_loss, best_fooled):
+        delta, loss, fooled = one_run(r)
         take = base.better(loss, fooled, best_loss, best_fooled)
-        best_delta = tf.where(base.broadcast_mask(take, x), delta, best_delta)
-        best_loss = tf.where(take, loss, best_loss)
-        best_fooled = tf.where(take, fooled, best_fooled)
+        return (r + 1, tf.where(base.broadcast_mask(take, x), delta, best_delta),
+                tf.where(take, loss, best_loss), tf.where(take, fooled, best_fooled))
+
+    init = (tf.constant(0), tf.zeros_like(x),
+            tf.fill([batch], tf.constant(-float("inf"), tf.float32)), tf.zeros([batch], tf.bool))
+    _, best_delta, best_loss, _ = tf.while_loop(lambda r, *_: r < threat.restarts, restart, init)
     return base.AttackOutput(delta=best_delta, loss=best_loss,
                              choice=tf.zeros([batch], tf.int32),
                              counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
