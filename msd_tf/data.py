@@ -184,18 +184,22 @@ def _augment_cifar(image, seed):
 
 
 def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
-                  start_epoch: int = 0, augment: bool = False) -> tf.data.Dataset:
-    """An endless stream of shuffled batches, epoch after epoch, from `start_epoch`.
+                  start_step: int = 0, augment: bool = False) -> tf.data.Dataset:
+    """An endless stream of shuffled batches, from global batch number `start_step`.
 
-    Epoch e's order is a stateless permutation seeded by (seed, e), and example i's
-    augmentation in epoch e by (seed, e, i): the stream is the same whether a run
-    starts at epoch 0 or resumes at `start_epoch`. The last partial batch of each
-    epoch is dropped (`len(x) // batch_size` steps per epoch).
+    Data epoch e's order is a stateless permutation seeded by (seed, e), and example
+    i's augmentation in epoch e by (seed, e, i), so the stream is a fixed sequence of
+    batches: a run resumed at optimizer step s gets exactly the batches s, s+1, ...
+    an uninterrupted run would have seen, also when Keras' `steps_per_epoch` differs
+    from a pass over the data. The last partial batch of each data epoch is dropped
+    (`len(x) // batch_size` batches per data epoch).
     """
     n = len(x)
     if n < batch_size:
         raise DataError(f"Training set has {n} examples, fewer than batch_size={batch_size}.")
-    keep = (n // batch_size) * batch_size
+    per_epoch = n // batch_size
+    keep = per_epoch * batch_size
+    start_epoch, skip = divmod(int(start_step), per_epoch)
     x_t, y_t = tf.constant(x), tf.constant(y)
 
     def epoch(e):
@@ -212,7 +216,7 @@ def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
 
     ds = tf.data.Dataset.range(start_epoch, 1 << 30).flat_map(epoch)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=True).skip(skip).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int) -> tf.data.Dataset:

@@ -1,0 +1,139 @@
+import gzip
+import pickle
+
+import numpy as np
+import pytest
+
+from msd_tf import data
+
+
+def _write_idx(path, array, magic, compress):
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as f:
+        f.write(payload)
+
+
+def _idx_folder(tmp_path, n=30, compress=True, split="t10k"):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, size=n, dtype=np.uint8)
+    suffix = ".gz" if compress else ""
+    _write_idx(tmp_path / f"{split}-images-idx3-ubyte{suffix}", x, 2051, compress)
+    _write_idx(tmp_path / f"{split}-labels-idx1-ubyte{suffix}", y, 2049, compress)
+    return x, y
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_idx_reader_round_trip(tmp_path, compress):
+    x, y = _idx_folder(tmp_path, compress=compress)
+    xs, ys = data.load_arrays("mnist", "test[5:25]", str(tmp_path))
+    assert xs.shape == (20, 28, 28, 1) and xs.dtype == np.float32
+    np.testing.assert_allclose(xs[..., 0], x[5:25] / 255.0)
+    np.testing.assert_array_equal(ys, y[5:25])
+
+
+def test_idx_reader_errors_name_the_problem(tmp_path):
+    _idx_folder(tmp_path)
+    with pytest.raises(data.DataError, match="missing train-images-idx3-ubyte"):
+        data.load_arrays("mnist", "train", str(tmp_path))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    _idx_folder(bad)
+    _write_idx(bad / "t10k-images-idx3-ubyte.gz", np.zeros((30, 28, 28)), 2049, True)
+    with pytest.raises(data.DataError, match="magic number 2049, expected 2051"):
+        data.load_arrays("mnist", "test", str(bad))
+    with gzip.open(bad / "t10k-images-idx3-ubyte.gz", "wb") as f:
+        f.write((2051).to_bytes(4, "big") + b"".join(v.to_bytes(4, "big") for v in (30, 28, 28))
+                + b"\0" * 100)
+    with pytest.raises(data.DataError, match="header says shape"):
+        data.load_arrays("mnist", "test", str(bad))
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    _idx_folder(wrong)
+    _write_idx(wrong / "t10k-labels-idx1-ubyte.gz", np.full(30, 12), 2049, True)
+    with pytest.raises(data.DataError, match="labels must be integers in"):
+        data.load_arrays("mnist", "test", str(wrong))
+    with pytest.raises(data.DataError, match="no such folder"):
+        data.load_arrays("mnist", "test", str(tmp_path / "nope"))
+    with pytest.raises(data.DataError, match="not of the form"):
+        data.parse_split("validation")
+
+
+def test_cifar_batches_reader(tmp_path):
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    images = rng.integers(0, 256, size=(7, 3, 32, 32), dtype=np.uint8)
+    labels = list(rng.integers(0, 10, size=7))
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({b"data": images.reshape(7, -1), b"labels": labels}, f)
+    x, y = data.load_arrays("cifar10", "test", str(tmp_path))
+    np.testing.assert_allclose(x, images.transpose(0, 2, 3, 1) / 255.0)
+    np.testing.assert_array_equal(y, labels)
+    with pytest.raises(data.DataError, match="data_batch_1"):
+        data.load_arrays("cifar10", "train", str(tmp_path))
+    with open(folder / "test_batch", "wb") as f:
+        f.write(b"not a pickle")
+    with pytest.raises(data.DataError, match="not a CIFAR-10 python batch"):
+        data.load_arrays("cifar10", "test", str(tmp_path))
+
+
+def test_npz_reader(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.uniform(size=(5, 28, 28)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(5), x_test=x, y_test=np.arange(5))
+    xs, ys = data.load_arrays("fashion_mnist", "train", str(tmp_path / "d.npz"))
+    np.testing.assert_allclose(xs[..., 0], x)
+    np.savez(tmp_path / "e.npz", x_train=x * 255, y_train=np.arange(5))
+    with pytest.raises(data.DataError, match=r"must lie in \[0, 1\]"):
+        data.load_arrays("mnist", "train", str(tmp_path / "e.npz"))
+    with pytest.raises(data.DataError, match="x_test"):
+        data.load_arrays("mnist", "test", str(tmp_path / "e.npz"))
+
+
+def test_real_mnist_test_split(mnist_dir):
+    x, y = data.load_arrays("mnist", "test", str(mnist_dir))
+    assert x.shape == (10000, 28, 28, 1)
+    np.testing.assert_array_equal(np.bincount(y), [980, 1135, 1032, 1010, 982, 892, 958,
+                                                   1028, 974, 1009])
+    np.testing.assert_array_equal(y[:10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9])
+    assert x.mean() == pytest.approx(0.1325, abs=1e-4)
+
+
+def test_download_failure_explains_the_offline_alternative(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def fail(*args, **kwargs):
+        raise ConnectionError("name resolution failed")
+
+    monkeypatch.setattr(tfds, "load", fail)
+    with pytest.raises(data.DataError, match="--data_dir.*dataset-fashion-mnist"):
+        data.load_arrays("fashion_mnist", "train")
+
+
+def _labels(ds, n):
+    return np.concatenate([b[1].numpy() for b in ds.take(n)])
+
+
+def test_train_stream_is_seeded_and_resumable():
+    x = np.zeros((50, 32, 32, 3), np.float32)
+    x[:, 0, 0, 0] = np.arange(50) / 50
+    y = np.arange(50, dtype=np.int32)
+    full = _labels(data.train_dataset(x, y, batch_size=10, seed=3), 10)  # epochs 0 and 1
+    assert sorted(full[:50]) == list(range(50)) and sorted(full[50:]) == list(range(50))
+    assert not np.array_equal(full[:50], full[50:])  # reshuffled each epoch
+    resumed = _labels(data.train_dataset(x, y, batch_size=10, seed=3, start_step=5), 5)
+    np.testing.assert_array_equal(resumed, full[50:])
+    mid = _labels(data.train_dataset(x, y, batch_size=10, seed=3, start_step=3), 4)
+    np.testing.assert_array_equal(mid, full[30:70])  # resumes mid data-epoch too
+    other = _labels(data.train_dataset(x, y, batch_size=10, seed=4), 5)
+    assert not np.array_equal(other, full[:50])
+    # Augmented stream: same seed and epoch give the same crops and flips.
+    a = next(iter(data.train_dataset(x, y, batch_size=10, seed=3, augment=True)))[0].numpy()
+    b = next(iter(data.train_dataset(x, y, batch_size=10, seed=3, augment=True)))[0].numpy()
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (10, 32, 32, 3)
+    with pytest.raises(data.DataError, match="fewer than batch_size"):
+        data.train_dataset(x, y, batch_size=64, seed=0)

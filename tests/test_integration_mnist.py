@@ -1,0 +1,61 @@
+"""The same short training budget on real MNIST digits: MSD is clearly more robust to
+the union of the three PGD attacks than standard training (both figures printed).
+
+Trains on test examples 1000..9999 (the only split on disk offline) for one epoch,
+evaluates on the first 200 of examples 0..999. About 2 minutes on 2 CPU cores.
+"""
+
+import keras
+
+from msd_tf import data, schedules
+from msd_tf.adversaries import Adversary
+from msd_tf.attacks import pgd
+from msd_tf.models import mnist_cnn
+from msd_tf.threats import ThreatModel
+from msd_tf.training import AdversarialTrainer
+
+# Short MSD: 8 iterations with steps of about eps / 6, at the paper's radii.
+TRAIN = (ThreatModel("linf", 0.3, 0.05, 8), ThreatModel("l2", 2.0, 0.35, 8),
+         ThreatModel("l1", 10.0, 2.5, 8))
+# Evaluation PGD at the paper's radii and step sizes, 50 iterations each.
+EVAL = (ThreatModel("linf", 0.3, 0.01, 50), ThreatModel("l2", 2.0, 0.1, 50),
+        ThreatModel("l1", 10.0, 0.8, 50))
+
+
+def _train(adversary, x, y):
+    keras.utils.set_random_seed(0)
+    model = mnist_cnn()
+    steps = len(x) // 100
+    trainer = AdversarialTrainer(model, Adversary(adversary, TRAIN, msd_steps=8), seed=0)
+    lr = schedules.PiecewiseLinear((0, 1 / 3, 1), (0, 1e-3, 0), steps_per_epoch=steps)
+    trainer.compile(optimizer=keras.optimizers.Adam(lr),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    trainer.fit(data.train_dataset(x, y, batch_size=100, seed=0), epochs=1,
+                steps_per_epoch=steps, verbose=0)
+    return model
+
+
+def _robust(model, x, y):
+    robust = model.predict(x, verbose=0).argmax(1) == y
+    clean = robust.mean()
+    per_norm = {}
+    for threat in EVAL:
+        x_adv = pgd(model, x, y, threat, seed=0).numpy()
+        ok = model.predict(x_adv, verbose=0).argmax(1) == y
+        per_norm[threat.norm] = ok.mean()
+        robust &= ok
+    return clean, per_norm, robust.mean()
+
+
+def test_msd_training_beats_standard_training_on_the_union(mnist_dir):
+    x, y = data.load_arrays("mnist", "test[1000:]", str(mnist_dir))
+    xe, ye = data.load_arrays("mnist", "test[:200]", str(mnist_dir))
+    results = {name: _robust(_train(name, x, y), xe, ye) for name in ("none", "msd")}
+    for name, (clean, per_norm, union) in results.items():
+        print(f"{name}: clean {clean:.3f}, per norm "
+              f"{ {k: round(float(v), 3) for k, v in per_norm.items()} }, union {union:.3f}")
+    assert results["none"][0] > 0.95  # standard training learned the digits
+    assert results["msd"][0] > 0.6
+    # Measured when written: standard 0.0, MSD 0.225 (one epoch, 8 MSD iterations).
+    assert results["msd"][2] >= results["none"][2] + 0.1
+    assert results["msd"][2] >= 0.1
