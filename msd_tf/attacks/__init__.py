@@ -5,9 +5,10 @@
 """
 
 from msd_tf.attacks.base import AttackOutput, cross_entropy
+from msd_tf.attacks.mim import mim, mim_delta
 from msd_tf.attacks.msd import msd, msd_delta
 from msd_tf.attacks.pgd import pgd, pgd_delta
 from msd_tf.attacks.worst_case import worst_case, worst_case_delta
 
-__all__ = ["AttackOutput", "cross_entropy", "msd", "msd_delta", "pgd", "pgd_delta",
-           "worst_case", "worst_case_delta"]
+__all__ = ["AttackOutput", "cross_entropy", "mim", "mim_delta", "msd", "msd_delta", "pgd",
+           "pgd_delta", "worst_case", "worst_case_delta"]

@@ -14,6 +14,7 @@ CASES = {
     "pgd_linf": lambda m, x, y, s: attacks.pgd(m, x, y, SHORT[0], seed=s),
     "pgd_l2": lambda m, x, y, s: attacks.pgd(m, x, y, SHORT[1], seed=s),
     "pgd_l1": lambda m, x, y, s: attacks.pgd(m, x, y, SHORT[2], seed=s),
+    "mim": lambda m, x, y, s: attacks.mim(m, x, y, SHORT[0].replace(alpha=0.06), seed=s),
     "msd": lambda m, x, y, s: attacks.msd(m, x, y, MNIST, steps=5, seed=s),
     "worst_case": lambda m, x, y, s: attacks.worst_case(m, x, y, SHORT, seed=s),
 }
@@ -30,8 +31,8 @@ def test_attack_contract(name):
     ok = np.zeros(len(x), bool)
     for t in MNIST:
         ok |= n[t.norm] <= t.eps * (1 + 1e-5)
-    if name.startswith("pgd"):
-        t = {"pgd_linf": MNIST[0], "pgd_l2": MNIST[1], "pgd_l1": MNIST[2]}[name]
+    if name.startswith("pgd") or name == "mim":
+        t = {"pgd_linf": MNIST[0], "pgd_l2": MNIST[1], "pgd_l1": MNIST[2], "mim": MNIST[0]}[name]
         ok = n[t.norm] <= t.eps * (1 + 1e-5)
     assert np.all(ok)
     acc_adv = np.mean(model(x_adv).numpy().argmax(1) == y)

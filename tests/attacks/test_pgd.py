@@ -136,3 +136,13 @@ def test_xla_matches_graph():
     a = pgd(model, x, y, threat, seed=1).numpy()
     b = pgd(model, x, y, threat, seed=1, jit_compile=True).numpy()
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_mim_reaches_eps_sign_w_on_a_linear_model():
+    from msd_tf.attacks import mim
+
+    model, x, y, w = linear_problem()
+    x_adv = mim(model, x, y, ThreatModel("linf", 0.3, 0.03, 20), seed=0,
+                loss_fn=linear_loss).numpy()
+    # The momentum of a constant gradient keeps its sign: MIM reaches eps * sign(w) too.
+    np.testing.assert_allclose(x_adv - x, np.broadcast_to(0.3 * np.sign(w), x.shape), atol=1e-5)

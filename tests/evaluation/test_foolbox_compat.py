@@ -20,3 +20,25 @@ def test_pointwise_attack_has_its_distance():
     fb = foolbox_compat.get_foolbox()
     assert foolbox_compat.pointwise_attack("l1").distance is fb.distances.l1
     assert foolbox_compat.pointwise_attack("l2").distance is fb.distances.l2
+
+
+def test_pointwise_attack_runs_with_tensorflow_and_minimizes():
+    fb = foolbox_compat.get_foolbox()
+    from tests.attacks.helpers import digits, small_cnn
+
+    model = small_cnn(seed=3)
+    x, _ = digits(6, seed=4)
+    y = model(x).numpy().argmax(1).astype(np.int32)
+    fmodel = fb.TensorFlowModel(model, bounds=(0, 1))
+    tf.random.set_seed(0)
+    start = fb.attacks.SaltAndPepperNoiseAttack(steps=100)
+    _, x_sp, ok_sp = start(fmodel, tf.constant(x), tf.constant(y), epsilons=None)
+    tf.random.set_seed(0)
+    attack = foolbox_compat.pointwise_attack("l1", init_attack=start)
+    _, x_pw, ok_pw = attack(fmodel, tf.constant(x), tf.constant(y), epsilons=None)
+    ok = ok_pw.numpy()
+    assert ok.all()
+    assert np.all(model(x_pw.numpy()).numpy().argmax(1) != y)  # still adversarial
+    l1 = lambda a: np.abs(np.asarray(a) - x).reshape(len(x), -1).sum(1)  # noqa: E731
+    # Pointwise starts from the same salt-and-pepper point and only undoes pixels.
+    assert np.all(l1(x_pw) <= l1(x_sp) + 1e-4) and np.mean(l1(x_pw) < l1(x_sp) - 1e-3) > 0.5

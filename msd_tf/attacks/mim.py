@@ -1,0 +1,71 @@
+"""Momentum iterative method (MIM) in the l_inf ball.
+
+References:
+  Dong et al., "Boosting adversarial attacks with momentum", CVPR 2018, arXiv:1710.06081.
+"""
+
+import tensorflow as tf
+
+from msd_tf import norms
+from msd_tf.attacks import base
+from msd_tf.threats import ThreatModel
+
+
+def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
+              decay: float = 1.0, training: bool = False,
+              loss_fn=base.cross_entropy) -> base.AttackOutput:
+    """Graph-level MIM: g <- decay * g + grad / ||grad||_1; delta <- clip(delta + alpha sign(g)).
+
+    Runs `threat.restarts` times (later runs from a random point of the ball) and keeps,
+    per example, the better run (fooling first, then loss), like `pgd_delta`.
+    `threat.norm` must be "linf".
+    """
+    if threat.norm != "linf":
+        raise ValueError(f"MIM attacks the l_inf ball. Received norm={threat.norm!r}")
+    batch = tf.shape(x)[0]
+    y_int = tf.cast(y, tf.int32)
+
+    def one_run(r):
+        start = base.random_in_ball(x, threat, base.fold(base.fold(seed, r), base.INIT_STREAM))
+        delta0 = tf.where(tf.logical_or(r > 0, threat.random_start), start, tf.zeros_like(x))
+
+        def body(t, delta, momentum):
+            _, _, grad = base.loss_and_grad(model, x, delta, y, training=training,
+                                            loss_fn=loss_fn)
+            l1 = norms.expand_to_rank(norms.per_example_norm(grad, "l1"), grad)
+            momentum = decay * momentum + grad / tf.maximum(l1, 1e-12)
+            candidate = base.projected_step(x, delta, momentum, threat, seed)
+            return t + 1, candidate, momentum
+
+        _, delta, _ = tf.while_loop(lambda t, *_: t < threat.steps, body,
+                                    (tf.constant(0), delta0, tf.zeros_like(x)))
+        logits = base.logits_of(model, x + delta, training)
+        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        return delta, loss_fn(logits, y), fooled
+
+    def restart(r, best_delta, best_loss, best_fooled):
+        delta, loss, fooled = one_run(r)
+        take = base.better(loss, fooled, best_loss, best_fooled)
+        return (r + 1, tf.where(base.broadcast_mask(take, x), delta, best_delta),
+                tf.where(take, loss, best_loss), tf.where(take, fooled, best_fooled))
+
+    init = (tf.constant(0), tf.zeros_like(x),
+            tf.fill([batch], tf.constant(-float("inf"), tf.float32)), tf.zeros([batch], tf.bool))
+    _, delta, loss, _ = tf.while_loop(lambda r, *_: r < threat.restarts, restart, init)
+    return base.AttackOutput(delta=delta, loss=loss, choice=tf.zeros([batch], tf.int32),
+                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+
+
+def mim(model, x, y, threat: ThreatModel, *, seed=0, decay: float = 1.0,
+        training: bool = False, jit_compile: bool = False,
+        loss_fn=base.cross_entropy) -> tf.Tensor:
+    """MIM attack; returns adversarial images in [0, 1] within the l_inf ball."""
+    x, y = base.check_inputs(x, y)
+    fn = base.compiled(
+        model, ("mim", threat, decay, training, loss_fn),
+        lambda: lambda xx, yy, ss: mim_delta(model, xx, yy, threat, ss, decay=decay,
+                                             training=training, loss_fn=loss_fn).delta,
+        x, y, jit_compile=jit_compile)
+    if x.shape[0] == 0:
+        return x
+    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
