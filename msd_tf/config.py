@@ -62,7 +62,7 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be one of {sorted(allowed)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
 
-        choice("dataset", data.DATASETS)
+        choice("dataset", [d for d, i in data.DATASETS.items() if i["tfds"]])
         choice("model", MODELS)
         choice("adversary", ADVERSARIES)
         choice("strategy", STRATEGIES)

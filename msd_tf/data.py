@@ -25,6 +25,8 @@ DATASETS = {
     "mnist": dict(shape=(28, 28, 1), classes=10, tfds="mnist"),
     "fashion_mnist": dict(shape=(28, 28, 1), classes=10, tfds="fashion_mnist"),
     "cifar10": dict(shape=(32, 32, 3), classes=10, tfds="cifar10"),
+    # Evaluation only (msd_tf.evaluate): CIFAR-10-C, loaded per corruption and severity.
+    "cifar10_corrupted": dict(shape=(32, 32, 3), classes=10, tfds=None),
 }
 
 _SPLIT = re.compile(r"^(train|test)(?:\[(-?\d*):(-?\d*)\])?$")
@@ -139,6 +141,9 @@ def load_arrays(dataset: str, split: str, data_dir: str | None = None):
     if dataset not in DATASETS:
         raise DataError(f"Unknown dataset {dataset!r}; known: {sorted(DATASETS)}.")
     info = DATASETS[dataset]
+    if info["tfds"] is None:
+        raise DataError(f"{dataset!r} is for evaluation only: `python -m msd_tf.evaluate "
+                        f"--dataset={dataset}` reports accuracy per corruption and severity.")
     base_split, sl = parse_split(split)
     if data_dir is None:
         x, y = _load_tfds(dataset, base_split)

@@ -1,0 +1,93 @@
+"""Every attack of the paper's suite runs on a small Keras model and real MNIST digits
+(generated digits when ../shared/data is absent) and stays inside its radius."""
+
+import keras
+import numpy as np
+import pytest
+
+from msd_tf.evaluation import checks, suite
+from tests.conftest import SHARED_MNIST
+
+SPECS = suite.paper_suite("mnist", restarts=2, budget="fast")
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from msd_tf import data
+    from tests.attacks.helpers import digits, small_cnn
+
+    if (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists():
+        x, y = data.load_arrays("mnist", "test[:1200]", str(SHARED_MNIST))
+    else:
+        x, y = digits(1200)
+    model = small_cnn(seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[200:], y[200:], batch_size=100, epochs=2, verbose=0)
+    return model, x[:200], y[:200]
+
+
+def test_suite_covers_section_7():
+    names = {s.name for s in SPECS}
+    assert names == {"pgd_linf", "fgsm", "fb_pgd_linf", "mim", "pgd_l2", "fb_pgd_l2",
+                     "gaussian_noise", "boundary", "deepfool", "pointwise_l2", "ddn", "cw_l2",
+                     "pgd_l1", "salt_pepper", "pointwise_l1"}
+    assert {s.norm for s in SPECS if s.name in ("salt_pepper", "pointwise_l1")} == {"l1"}
+    assert [s.restarts for s in suite.paper_suite("mnist") if s.name in ("ddn", "deepfool")] \
+        == [1, 1]
+    assert {s.eps for s in suite.paper_suite("cifar10") if s.norm == "l1"} == {12.0}
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_attack_runs_and_stays_inside_its_radius(spec, trained):
+    model, x, y = trained
+    x, y = x[:8], y[:8]
+    logits_fn = lambda v: model(v, training=False)  # noqa: E731
+    correct = checks.predict(logits_fn, x) == y
+    assert correct.mean() > 0.5
+    x_adv, found = suite.run_attack(spec, logits_fn, x[correct], y[correct], seed=0)
+    assert x_adv.shape == x[correct].shape and x_adv.min() >= 0 and x_adv.max() <= 1
+    sound, norms, rejected = checks.verify(logits_fn, x[correct], y[correct], x_adv, found,
+                                           norm=spec.norm, eps=spec.eps)
+    assert not rejected.any(), f"{spec.name} claimed unsound results"
+    if not spec.minimizes:
+        assert np.all(norms[sound] <= spec.eps * (1 + checks.RTOL))
+    else:
+        assert sound.any(), f"{spec.name} found no adversarial example at any norm"
+
+
+def test_minimal_norm_attack_agrees_with_a_fixed_radius_run_on_a_known_case():
+    # A linear two-class model: the smallest l_2 adversarial perturbation of x is the
+    # distance to the hyperplane, |w.x + b| / ||w||. DDN's recorded norm must match it,
+    # and a fixed-radius PGD-l_2 run breaks exactly the examples whose distance <= eps.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=16).astype(np.float32)
+    w /= np.linalg.norm(w)
+    x = np.clip(0.5 + 0.1 * rng.normal(size=(12, 16)), 0.05, 0.95).astype(np.float32)
+    margins = np.linspace(0.05, 0.6, 12).astype(np.float32)  # distance to the boundary
+    b = margins - x @ w  # w.x + b = margin > 0: class 1 everywhere
+    wt, bt = tf.constant(w), tf.constant(b)
+
+    def logits_fn(v):
+        score = tf.reduce_sum(tf.reshape(tf.convert_to_tensor(v), [-1, 16]) * wt, 1)
+        # Per-example bias: only valid for this fixed batch order.
+        return tf.stack([tf.zeros_like(score), score + bt[:tf.shape(score)[0]]], 1)
+
+    y = np.ones(12, np.int32)
+    spec = suite.AttackSpec("ddn", "ddn", "l2", 0.3, 1, steps=200)
+    x_adv, found = suite.run_attack(spec, logits_fn, x, y)
+    sound, norms, _ = checks.verify(logits_fn, x, y, x_adv, found, norm="l2", eps=0.3)
+    assert sound.all()
+    np.testing.assert_allclose(norms, margins, rtol=0.05, atol=0.01)
+    eps = 0.3
+    direct = suite.AttackSpec("pgd_l2", "pgd", "l2", eps, 1, steps=50, alpha=0.05)
+    xa, fa = suite.run_attack(direct, logits_fn, x, y)
+    s2, n2, _ = checks.verify(logits_fn, x, y, xa, fa, norm="l2", eps=eps)
+    from_min_norms = checks.broken_at(sound, norms, eps)
+    np.testing.assert_array_equal(checks.broken_at(s2, n2, eps), margins <= eps)
+    # Recorded minimal norms give the same answer as the direct run away from the
+    # boundary (DDN's norms carry a few % of slack).
+    away = np.abs(margins - eps) > 0.03
+    np.testing.assert_array_equal(from_min_norms[away], (margins <= eps)[away])
