@@ -2,14 +2,16 @@
 
 import pathlib
 
+import numpy as np
 import pytest
 from absl import flags
 
 from msd_tf import flags as msd_flags  # noqa: F401 - defines the flags
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TRAIN_FILES = sorted(p for p in (ROOT / "flags").rglob("*.cfg")
-                     if not p.name.startswith("eval") and "evaluate" not in p.parts)
+ALL_FILES = sorted((ROOT / "flags").rglob("*.cfg"))
+EVAL_FILES = [p for p in ALL_FILES if "eval" in p.name]
+TRAIN_FILES = [p for p in ALL_FILES if "eval" not in p.name]
 
 
 def _parse(argv):
@@ -70,3 +72,24 @@ def test_cross_field_rules_name_the_field():
         _parse(["--adversary=l2", "--norms=linf"])
     with pytest.raises(ValueError, match="`train_split`|train,"):
         _parse(["--train_split=validation"])
+
+
+@pytest.mark.parametrize("path", EVAL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_evaluation_flagfile_builds_its_suite(path):
+    from msd_tf import evaluate
+
+    text = path.read_text()
+    assert text.startswith("#") and len(text.splitlines()) <= 30
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["evaluate", f"--flagfile={path.relative_to(ROOT)}", "--models=x"])
+    f = flags.FLAGS
+    if f.dataset == "cifar10_corrupted":
+        return
+    eps = {n: getattr(f, f"eval_{n}_eps") for n in ("linf", "l2", "l1")
+           if getattr(f, f"eval_{n}_eps") is not None}
+    specs = evaluate.build_suite(f.dataset, f.attacks, restarts=f.restarts,
+                                 suite_name=f.suite, budget=f.budget, eps=eps)
+    assert len(specs) == 15 and all(s.restarts in (1, 10) for s in specs)
+    if "tb19" in str(path):
+        np.testing.assert_allclose([s.eps for s in specs if s.norm == "linf"], 4 / 255)
+        np.testing.assert_allclose([s.eps for s in specs if s.norm == "l1"], 2000 / 255)

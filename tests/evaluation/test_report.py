@@ -91,3 +91,19 @@ def test_reports_are_written(tmp_path):
     assert "| attack (threat model, radius) | a | b |" in md and "eps=0.3" in md
     assert "All attacks | 33.3 | 33.3" in md
     assert open(paths["csv"]).read().startswith("row,a,b")
+
+
+def test_strong_suite_reports_what_only_the_added_attacks_break(tmp_path):
+    clean = np.array([1, 1, 1, 1], bool)
+    records = dict([
+        _rec("pgd_linf", "pgd", "linf", 0.3, [1, 0, 0, 0], [0.3, 0, 0, 0]),
+        _rec("apgd_t_linf", "apgd_t", "linf", 0.3, [1, 1, 0, 0], [0.3, 0.3, 0, 0]),
+        _rec("pgd_l2", "pgd", "l2", 2.0, [0, 0, 1, 0], [0, 0, 1, 0]),
+        _rec("apgd_ce_l2", "apgd_ce", "l2", 2.0, [0, 1, 0, 0], [0, 1, 0, 0]),
+    ])
+    s = report.aggregate(clean, records)
+    # linf: example 1 is broken only by APGD-T; l2: example 1 only by APGD-CE; over all
+    # attacks, example 1 is broken by APGD only, example 0 and 2 by paper attacks.
+    assert s["broken_only_by_added"] == {"linf": 0.25, "l2": 0.25, "all": 0.25}
+    md = open(report.write_reports({"m": s}, str(tmp_path))["md"]).read()
+    assert "| Broken only by the added APGD attacks (all) | 25.0 |" in md

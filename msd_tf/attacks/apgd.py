@@ -1,0 +1,233 @@
+"""Auto-PGD (APGD) with cross-entropy or targeted DLR loss, for l_inf, l_2 and l_1.
+
+References:
+  Croce, Hein, "Reliable evaluation of adversarial robustness with an ensemble of
+  diverse parameter-free attacks", ICML 2020, arXiv:2003.01690 (APGD, DLR loss).
+  Croce, Hein, "Mind the box: l1-APGD for sparse adversarial attacks on image
+  classifiers", ICML 2021, arXiv:2103.01208 (l1-APGD).
+
+What is computed (per example, all in one `tf.while_loop`):
+  - start: a random point of the ball (clipped to the box); step size eta = 2 eps
+    (l_inf, l_2) or eta = 1 (l_1, where a step has l_1 length eta * eps);
+  - z = P(x_k + eta * d(grad)); x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1}))
+    with momentum a = 0.75 (a = 1 at the first step);
+  - checkpoints after 22% of the iterations, then windows shrinking by 3% down to 6%:
+    the step size halves (and the iterate returns to the best point) where the loss
+    rose in fewer than 75% of the window's steps, or where the step size was not
+    halved at the previous checkpoint and the best loss has not improved since;
+  - l_1: the direction is the sign of the k largest |grad_i| among coordinates that
+    can move inside the box, normalized to l_1 norm eps; k starts at 5% of the
+    coordinates and shrinks by 1.5x whenever the step size halves (our reading of
+    l1-APGD's adaptive sparsity; the paper's exact schedule differs in details);
+    the projection is the exact one onto the l_1 ball intersected with the box.
+  - returned: the first adversarial point found, else the highest-loss point.
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from msd_tf import norms, projections
+from msd_tf.attacks import base
+from msd_tf.threats import ThreatModel
+
+
+def dlr_loss(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:
+    """Per-example difference-of-logits-ratio loss (to be maximized).
+
+    Untargeted: -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3 + 1e-12).
+    Targeted:   -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12).
+    z_pi1 >= z_pi2 >= ... are the sorted logits (at least 4 classes for targeted).
+    """
+    logits = tf.cast(logits, tf.float32)
+    y = tf.cast(y, tf.int32)
+    z_sorted = tf.sort(logits, axis=1, direction="DESCENDING")
+    z_y = tf.gather(logits, y, axis=1, batch_dims=1)
+    if target is None:
+        others = tf.where(tf.one_hot(y, tf.shape(logits)[1]) > 0, -np.inf, logits)
+        return -(z_y - tf.reduce_max(others, axis=1)) / (z_sorted[:, 0] - z_sorted[:, 2] + 1e-12)
+    z_t = tf.gather(logits, tf.cast(target, tf.int32), axis=1, batch_dims=1)
+    denom = z_sorted[:, 0] - 0.5 * (z_sorted[:, 2] + z_sorted[:, 3]) + 1e-12
+    return -(z_y - z_t) / denom
+
+
+def _checkpoints(n_iter: int):
+    """Booleans: is iteration i (0-based, after its step) a checkpoint."""
+    flags = np.zeros(n_iter, bool)
+    window = max(math.ceil(0.22 * n_iter), 1)
+    w_min, w_decr = max(math.ceil(0.06 * n_iter), 1), max(math.ceil(0.03 * n_iter), 1)
+    i = window - 1
+    while i < n_iter:
+        flags[i] = True
+        window = max(window - w_decr, w_min)
+        i += window
+    return flags
+
+
+def _direction(grad, x_adv, norm, k_frac, eps):
+    if norm == "linf":
+        return tf.sign(grad)
+    if norm == "l2":
+        g = norms.expand_to_rank(norms.per_example_norm(grad, "l2"), grad)
+        return grad / tf.maximum(g, 1e-12)
+    # l1: top-k signs among coordinates that can move, l1 length eps.
+    movable = ~(((grad < 0) & (x_adv <= 0)) | ((grad > 0) & (x_adv >= 1)))
+    flat = norms.flatten(tf.where(movable, grad, tf.zeros_like(grad)))
+    n = tf.shape(flat)[1]
+    k = tf.clip_by_value(tf.cast(tf.math.ceil(k_frac * tf.cast(n, tf.float32)), tf.int32), 1, n)
+    sorted_abs = tf.sort(tf.abs(flat), axis=1, direction="DESCENDING")
+    threshold = tf.gather(sorted_abs, k - 1, axis=1, batch_dims=1)[:, None]
+    chosen = (tf.abs(flat) >= threshold) & (tf.abs(flat) > 0)
+    s = tf.where(chosen, tf.sign(flat), tf.zeros_like(flat))
+    s = s / tf.maximum(tf.reduce_sum(tf.abs(s), axis=1, keepdims=True), 1.0)
+    return tf.reshape(s * norms.expand_to_rank(eps, flat), tf.shape(grad))
+
+
+def _project(x, delta, threat):
+    if threat.norm == "l1":
+        return projections.project_l1_box(x, delta, threat.eps)
+    boxed = projections.project_box(x, delta)
+    return projections.project(boxed, threat.norm, threat.eps)
+
+
+def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
+               loss: str = "ce", target: tf.Tensor | None = None, training: bool = False,
+               momentum: float = 0.75, rho: float = 0.75) -> base.AttackOutput:
+    """Graph-level APGD run (one start; `threat.steps` iterations).
+
+    Args:
+      loss: "ce" (cross-entropy), "dlr" (untargeted DLR), "dlr_targeted" (needs
+        `target`, `[B]` int classes), or a callable `(logits, y) -> [B]` to maximize.
+    """
+    if callable(loss):
+        loss_fn = loss
+    elif loss == "ce":
+        def loss_fn(logits, yy):
+            return base.cross_entropy(logits, yy)
+    elif loss == "dlr":
+        def loss_fn(logits, yy):
+            return dlr_loss(logits, yy)
+    elif loss == "dlr_targeted":
+        def loss_fn(logits, yy):
+            return dlr_loss(logits, yy, target)
+    else:
+        raise ValueError(f"Argument `loss` must be ce, dlr or dlr_targeted. Received {loss!r}")
+    n_iter = threat.steps
+    ckpt = tf.constant(_checkpoints(n_iter))
+    batch = tf.shape(x)[0]
+    y_int = tf.cast(y, tf.int32)
+    eps = threat.eps
+    delta0 = base.random_in_ball(x, threat, base.fold(seed, base.INIT_STREAM))
+    loss0, logits0, grad0 = base.loss_and_grad(model, x, delta0, y, training=training,
+                                               loss_fn=loss_fn)
+    fooled0 = tf.argmax(logits0, axis=1, output_type=tf.int32) != y_int
+    eta0 = tf.fill([batch], 2.0 * eps if threat.norm != "l1" else 1.0)
+    state = dict(
+        i=tf.constant(0), delta=delta0, prev=delta0, grad=grad0, loss=loss0,
+        eta=eta0, best=delta0, best_loss=loss0, best_grad=grad0,
+        adv=delta0, fooled=fooled0, increases=tf.zeros([batch]),
+        ckpt_best=loss0, reduced_last=tf.zeros([batch], tf.bool),
+        k_frac=tf.fill([batch], 0.05))
+
+    def body(s):
+        a = tf.where(s["i"] > 0, momentum, 1.0)
+        step = norms.expand_to_rank(s["eta"], x) * _direction(
+            s["grad"], x + s["delta"], threat.norm, s["k_frac"], eps)
+        z = _project(x, s["delta"] + step, threat)
+        new = _project(x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]),
+                       threat)
+        new_loss, logits, new_grad = base.loss_and_grad(model, x, new, y, training=training,
+                                                        loss_fn=loss_fn)
+        now_fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        first_adv = now_fooled & ~s["fooled"]
+        adv = tf.where(base.broadcast_mask(first_adv, x), new, s["adv"])
+        fooled = s["fooled"] | now_fooled
+        better = new_loss > s["best_loss"]
+        best = tf.where(base.broadcast_mask(better, x), new, s["best"])
+        best_grad = tf.where(base.broadcast_mask(better, x), new_grad, s["best_grad"])
+        best_loss = tf.where(better, new_loss, s["best_loss"])
+        increases = s["increases"] + tf.cast(new_loss > s["loss"], tf.float32)
+        # Checkpoint: halve the step size where the loss oscillates or stalls.
+        at_ckpt = tf.gather(ckpt, s["i"])
+        window = tf.cast(s["i"] - _last_ckpt(ckpt, s["i"]), tf.float32)
+        oscillates = increases <= rho * window
+        stalled = ~s["reduced_last"] & (s["ckpt_best"] >= best_loss)
+        reduce = at_ckpt & (oscillates | stalled)
+        eta = tf.where(reduce, s["eta"] / 2, s["eta"])
+        k_frac = tf.where(reduce, tf.maximum(s["k_frac"] / 1.5, 0.0), s["k_frac"])
+        m = base.broadcast_mask(reduce, x)
+        delta = tf.where(m, best, new)
+        grad = tf.where(m, best_grad, new_grad)
+        return (dict(
+            i=s["i"] + 1, delta=delta, prev=tf.where(m, best, s["delta"]), grad=grad,
+            loss=tf.where(reduce, best_loss, new_loss), eta=eta, best=best,
+            best_loss=best_loss, best_grad=best_grad, adv=adv, fooled=fooled,
+            increases=tf.where(at_ckpt, tf.zeros_like(increases), increases),
+            ckpt_best=tf.where(at_ckpt, best_loss, s["ckpt_best"]),
+            reduced_last=tf.where(at_ckpt, reduce, s["reduced_last"]), k_frac=k_frac),)
+
+    out = tf.while_loop(lambda s: s["i"] < n_iter, body, (state,))[0]
+    delta = tf.where(base.broadcast_mask(out["fooled"], x), out["adv"], out["best"])
+    return base.AttackOutput(delta=delta, loss=out["best_loss"],
+                             choice=tf.zeros([batch], tf.int32),
+                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+
+
+def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
+    """Index of the last checkpoint strictly before iteration i (-1 if none)."""
+    idx = tf.range(tf.shape(ckpt)[0])
+    before = ckpt & (idx < i)
+    return tf.reduce_max(tf.where(before, idx, -1))
+
+
+def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce",
+                      n_targets: int = 9, training: bool = False) -> base.AttackOutput:
+    """APGD-CE with `threat.restarts` random starts, or APGD-T over the `n_targets`
+    most likely wrong classes (one start each), keeping per example the first
+    adversarial point found (else the highest-loss one)."""
+    batch = tf.shape(x)[0]
+    y_int = tf.cast(y, tf.int32)
+    if loss == "ce":
+        runs = [dict(loss="ce", target=None, seed=base.fold(seed, r))
+                for r in range(threat.restarts)]
+    else:
+        logits = base.logits_of(model, x, training)
+        masked = tf.where(tf.one_hot(y_int, tf.shape(logits)[1]) > 0, -np.inf,
+                          tf.cast(logits, tf.float32))
+        n_targets = min(n_targets, int(logits.shape[1]) - 1)
+        order = tf.math.top_k(masked, k=n_targets).indices
+        runs = [dict(loss="dlr_targeted", target=order[:, t], seed=base.fold(seed, t))
+                for t in range(n_targets)]
+    best_delta = tf.zeros_like(x)
+    best_fooled = tf.zeros([batch], tf.bool)
+    best_loss = tf.fill([batch], -np.inf)
+    for run in runs:
+        out = apgd_delta(model, x, y, threat, run["seed"], loss=run["loss"],
+                         target=run["target"], training=training)
+        logits = base.logits_of(model, x + out.delta, training)
+        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        ce = base.cross_entropy(logits, y)
+        take = base.better(ce, fooled, best_loss, best_fooled)
+        best_delta = tf.where(base.broadcast_mask(take, x), out.delta, best_delta)
+        best_loss = tf.where(take, ce, best_loss)
+        best_fooled = tf.where(take, fooled, best_fooled)
+    return base.AttackOutput(delta=best_delta, loss=best_loss, choice=tf.zeros([batch], tf.int32),
+                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+
+
+def apgd(model, x, y, threat: ThreatModel, *, loss: str = "ce", seed=0, n_targets: int = 9,
+         training: bool = False, jit_compile: bool = False) -> tf.Tensor:
+    """APGD-CE (`loss="ce"`, `threat.restarts` starts) or APGD-T (`loss="dlr_targeted"`,
+    the `n_targets` most likely wrong classes); returns adversarial images in the ball
+    and the box. Compiled once per model and settings; deterministic for `seed`."""
+    x, y = base.check_inputs(x, y)
+    fn = base.compiled(
+        model, ("apgd", threat, loss, n_targets, training),
+        lambda: lambda xx, yy, ss: apgd_attack_delta(model, xx, yy, threat, ss, loss=loss,
+                                                     n_targets=n_targets,
+                                                     training=training).delta,
+        x, y, jit_compile=jit_compile)
+    if x.shape[0] == 0:
+        return x
+    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
