@@ -1,8 +1,10 @@
 """Training adversaries: clean batch in, adversarial batch out (PAPER_NOTES section 4).
 
 `none` (standard training), `linf` / `l2` / `l1` (single-norm PGD), `msd`, `max`
-(worst case over the three PGD attacks) and `avg` (the three PGD results together,
-a 3x batch). Graph-level; called inside the Keras `train_step`.
+(worst case over the three PGD attacks), `avg` (the three PGD results together,
+a 3x batch) and `eat` (E-AT: one norm per batch, sampled in proportion to each
+norm's running adversarial error; Croce and Hein, ICML 2022, arXiv:2105.12508).
+Graph-level; called inside the Keras `train_step`.
 """
 
 import dataclasses
@@ -13,7 +15,7 @@ import tensorflow as tf
 from msd_tf.attacks import base, msd_delta, pgd_delta, worst_case_delta
 from msd_tf.threats import ThreatModel
 
-ADVERSARIES = ("none", "linf", "l2", "l1", "msd", "max", "avg")
+ADVERSARIES = ("none", "linf", "l2", "l1", "msd", "max", "avg", "eat")
 
 
 @dataclasses.dataclass
@@ -59,8 +61,22 @@ class Adversary:
                 return t
         raise ValueError(f"Adversary {self.name!r} has no {norm} ThreatModel.")
 
-    def __call__(self, model, x: tf.Tensor, y: tf.Tensor, seed: tf.Tensor) -> AdversaryOutput:
+    def __call__(self, model, x: tf.Tensor, y: tf.Tensor, seed: tf.Tensor,
+                 norm_error: tf.Tensor | None = None,
+                 shared_seed: tf.Tensor | None = None) -> AdversaryOutput:
+        """Makes the adversarial batch.
+
+        Args:
+          seed: `[2]` stateless seed of this step (and replica).
+          norm_error: `eat` only: `[len(threats)]` running adversarial error per threat;
+            the norm is drawn with probability proportional to it.
+          shared_seed: `eat` only: a seed equal on all replicas, for that draw (so all
+            replicas train on the same norm); defaults to `seed`.
+        """
         zeros = tf.zeros([3], tf.float32)
+        if self.name == "eat":
+            return self._eat(model, x, y, seed, norm_error,
+                             seed if shared_seed is None else shared_seed)
         kw = dict(training=self.training)
         if self.name == "none":
             return AdversaryOutput(x, y, zeros)
@@ -80,6 +96,25 @@ class Adversary:
                                    tf.fill([3], batch))
         return AdversaryOutput(base.adversarial_images(x, out.delta), y,
                                _per_norm(out.counts, self.threats))
+
+    def _eat(self, model, x, y, seed, norm_error, shared_seed):
+        if norm_error is None:
+            norm_error = tf.ones([len(self.threats)])
+        choice = _eat_choice(norm_error, base.fold(shared_seed, base.K_STREAM + 1))
+        branches = [
+            (lambda t=t: pgd_delta(model, x, y, t, seed, training=self.training).delta)
+            for t in self.threats]
+        delta = tf.switch_case(choice, branches)
+        one_hot = tf.one_hot(choice, len(self.threats)) * tf.cast(tf.shape(x)[0], tf.float32)
+        return AdversaryOutput(base.adversarial_images(x, delta), y,
+                               _per_norm(one_hot, self.threats))
+
+
+def _eat_choice(norm_error: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """Index drawn with probability proportional to `norm_error` (floored at 1e-3)."""
+    p = tf.maximum(tf.cast(norm_error, tf.float32), 1e-3)
+    return tf.random.stateless_categorical(tf.math.log(p / tf.reduce_sum(p))[None], 1,
+                                           seed, dtype=tf.int32)[0, 0]
 
 
 def _per_norm(counts: tf.Tensor, threats: Sequence[ThreatModel]) -> tf.Tensor:

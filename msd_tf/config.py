@@ -54,6 +54,7 @@ class TrainConfig:
     strategy: str = "default"
     jit_compile: bool = False
     deterministic: bool = True
+    init_from: str | None = None
     output_dir: str = "runs/default"
 
     def __post_init__(self):

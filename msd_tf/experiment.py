@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from msd_tf import data, schedules
 from msd_tf.config import TrainConfig
-from msd_tf.export import export_saved_model
+from msd_tf.export import export_saved_model, load_weights_into
 from msd_tf.models import build_model
 from msd_tf.training import AdversarialTrainer
 
@@ -123,7 +123,8 @@ def train(config: TrainConfig, *, verbose: int = 2) -> dict:
                         jit_compile=config.jit_compile)
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch,
+                                     norm_error=trainer.norm_error)
     manager = tf.train.CheckpointManager(
         checkpoint, os.path.join(config.output_dir, "checkpoints"), max_to_keep=2)
     if manager.latest_checkpoint:
@@ -133,6 +134,12 @@ def train(config: TrainConfig, *, verbose: int = 2) -> dict:
             raise RunError(f"Checkpoint {manager.latest_checkpoint} cannot be restored "
                            f"({type(e).__name__}: {str(e)[:200]}). Delete it to fall back "
                            "to the previous one, or use a new --output_dir.") from e
+    elif config.init_from:
+        try:
+            load_weights_into(model, config.init_from)
+        except ValueError as e:
+            raise RunError(str(e)) from e
+        print(f"Fine-tuning from {config.init_from}.")
     start = int(epoch.numpy())
     if start:
         print(f"Resuming {config.output_dir} from epoch {start} "

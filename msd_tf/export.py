@@ -51,3 +51,33 @@ def load_logits_fn(path: str):
 
     logits_fn.saved_model = loaded  # keep the trackable alive
     return logits_fn, meta
+
+
+def load_weights_into(model: keras.Model, path: str) -> None:
+    """Copies weights into `model` from a SavedModel (matched by weight path and shape)
+    or from a training-run folder (its latest checkpoint), for fine-tuning.
+
+    Raises:
+      ValueError: `path` is neither, or a weight is missing or has another shape.
+    """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        loaded = tf.saved_model.load(path)
+        by_name = {v.name.rsplit(":", 1)[0]: v for v in loaded.variables}
+        for w in model.weights:
+            src = by_name.get(w.path)
+            if src is None or tuple(src.shape) != tuple(w.shape):
+                got = None if src is None else tuple(src.shape)
+                raise ValueError(f"--init_from {path}: weight {w.path} {tuple(w.shape)} "
+                                 f"not found or of another shape ({got}).")
+            w.assign(src)
+        return
+    latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
+    if latest is None:
+        raise ValueError(f"--init_from {path}: neither a SavedModel (saved_model.pb) nor a "
+                         "training run with checkpoints.")
+    try:
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial() \
+            .assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ValueError(f"--init_from {path}: its checkpoint does not fit this model "
+                         f"({str(e)[:200]}).") from e

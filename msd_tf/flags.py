@@ -58,6 +58,8 @@ _STRATEGY = flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
 _DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", True, "TF op determinism: bit-exact reruns and resumption.")
+_INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Fine-tune: start from this SavedModel or training-run folder.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/default", "Where the run writes.")
 
 
@@ -95,4 +97,5 @@ def to_config() -> TrainConfig:
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value,
         batch_size=_BATCH_SIZE.value, steps_per_epoch=_STEPS_PER_EPOCH.value,
         augment=_AUGMENT.value, seed=_SEED.value, strategy=_STRATEGY.value,
-        jit_compile=_JIT.value, deterministic=_DETERMINISTIC.value, output_dir=_OUTPUT_DIR.value)
+        jit_compile=_JIT.value, deterministic=_DETERMINISTIC.value,
+        init_from=_INIT_FROM.value, output_dir=_OUTPUT_DIR.value)

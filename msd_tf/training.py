@@ -48,6 +48,12 @@ class AdversarialTrainer(keras.Model):
         self.adv_acc = keras.metrics.SparseCategoricalAccuracy(name="adv_acc")
         self.norm_fraction = [keras.metrics.Mean(name=f"chose_{n}")
                               for n in ("linf", "l2", "l1")]
+        # E-AT: running adversarial error per threat model (EMA, momentum `eat_momentum`),
+        # the same on every replica; checkpointed with the optimizer so resumption is exact.
+        self.eat_momentum = 0.9
+        self.norm_error = self.add_weight(
+            shape=(max(len(adversary.threats), 1),), initializer="ones", trainable=False,
+            name="norm_error", aggregation="only_first_replica")
 
     def call(self, x, training=False):
         return self.model(x, training=training)
@@ -57,17 +63,39 @@ class AdversarialTrainer(keras.Model):
         return [self.clean_loss, self.clean_acc, self.adv_loss, self.adv_acc,
                 *self.norm_fraction]
 
-    def step_seed(self) -> tf.Tensor:
-        """The `[2]` stateless seed of the current optimizer step on this replica."""
+    def step_seed(self, *, per_replica: bool = True) -> tf.Tensor:
+        """The `[2]` stateless seed of the current optimizer step (on this replica, unless
+        `per_replica=False`: then the same on all replicas)."""
         seed = tf.stack([tf.constant(self.seed, tf.int64),
                          tf.cast(self.optimizer.iterations, tf.int64)])
+        if not per_replica:
+            return seed
         replica = tf.distribute.get_replica_context()
         replica_id = replica.replica_id_in_sync_group if replica is not None else 0
         return base.fold(seed, replica_id)
 
+    def _update_norm_error(self, logits, adv):
+        """EMA of the adversarial error of the norm used in this step, averaged over
+        replicas (all replicas drew the same norm: E-AT's draw uses the shared seed)."""
+        error = tf.reduce_mean(tf.cast(
+            tf.argmax(logits, axis=1, output_type=tf.int32) != tf.cast(adv.y, tf.int32),
+            tf.float32))
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            error = replica.all_reduce("MEAN", error)
+        chosen = tf.cast(adv.counts > 0, tf.float32)
+        chosen = tf.gather(chosen, [i for i, n in enumerate(("linf", "l2", "l1"))
+                                    if n in {t.norm for t in self.adversary.threats}])
+        m = self.eat_momentum
+        self.norm_error.assign(self.norm_error * (1 - chosen * (1 - m))
+                               + chosen * (1 - m) * error)
+
     def train_step(self, data):
         x, y = data[0], data[1]
-        adv = self.adversary(self.model, x, y, self.step_seed())
+        eat = self.adversary.name == "eat"
+        adv = self.adversary(self.model, x, y, self.step_seed(),
+                             norm_error=self.norm_error if eat else None,
+                             shared_seed=self.step_seed(per_replica=False) if eat else None)
         x_adv = tf.stop_gradient(adv.x)
         with tf.GradientTape() as tape:
             logits = self.model(x_adv, training=True)
@@ -80,6 +108,8 @@ class AdversarialTrainer(keras.Model):
         grads = tape.gradient(scaled, self.model.trainable_weights)
         self.optimizer.apply(grads, self.model.trainable_weights)
         per_example = base.cross_entropy(logits, adv.y)
+        if self.adversary.name == "eat":
+            self._update_norm_error(logits, adv)
         self.adv_loss.update_state(per_example)
         self.adv_acc.update_state(adv.y, logits)
         if self.adversary.name == "none":

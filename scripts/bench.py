@@ -5,7 +5,12 @@ Figures, all for the MNIST CNN at batch 100 in graph mode on this machine:
   - one MSD iteration (one input gradient + one 3x-batch forward + three projections);
   - project_l1 on [100, 784] and [100, 3072] against a plain tf.sort of the same batch.
 
+With --adversaries: the training-step time of every adversary side by side (standard,
+linf, l2, l1, msd, max, avg, eat) for the MNIST CNN and the CIFAR-10 PreAct ResNet-18,
+with a stated number of attack iterations per norm (--attack_steps).
+
 Usage: python scripts/bench.py [--repeats 20] [--jit]
+       python scripts/bench.py --adversaries [--attack_steps 10]
 """
 
 import argparse
@@ -39,13 +44,55 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def bench_adversaries(args):
+    from msd_tf.adversaries import ADVERSARIES, Adversary
+    from msd_tf.models import preact_resnet18
+    from msd_tf.threats import ThreatModel
+    from msd_tf.training import AdversarialTrainer
+
+    rng = np.random.default_rng(0)
+    k = args.attack_steps
+    setups = [("MNIST CNN", mnist_cnn, (28, 28, 1), 100,
+               (ThreatModel("linf", 0.3, 0.01, k), ThreatModel("l2", 2.0, 0.1, k),
+                ThreatModel("l1", 10.0, 0.8, k))),
+              ("CIFAR-10 PreAct ResNet-18", preact_resnet18, (32, 32, 3), args.cifar_batch,
+               (ThreatModel("linf", 0.03, 0.003, k), ThreatModel("l2", 0.5, 0.02, k),
+                ThreatModel("l1", 12.0, 1.0, k)))]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}; "
+          f"{k} attack iterations per norm (MSD: {k} iterations); median of "
+          f"{args.adv_repeats} steps after 2 warm-up steps")
+    print("| model (batch) | " + " | ".join(ADVERSARIES) + " |")
+    print("|---|" + "---|" * len(ADVERSARIES))
+    for title, build, shape, batch, ths in setups:
+        x = tf.constant(rng.uniform(size=(batch, *shape)).astype(np.float32))
+        y = tf.constant(rng.integers(0, 10, batch).astype(np.int32))
+        cells = []
+        for name in ADVERSARIES:
+            keras.utils.set_random_seed(0)
+            trainer = AdversarialTrainer(build(), Adversary(name, ths, msd_steps=k))
+            trainer.compile(optimizer=keras.optimizers.SGD(0.01),
+                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            trainer.optimizer.build(trainer.model.trainable_variables)
+            step = tf.function(trainer.train_step)
+            t = _time(lambda s=step, d=(x, y): s(d)["adv_loss"].numpy(), args.adv_repeats)
+            cells.append(f"{t * 1e3:.0f} ms")
+        print(f"| {title} ({batch}) | " + " | ".join(cells) + " |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
+    parser.add_argument("--adversaries", action="store_true",
+                        help="time one training step of every adversary")
+    parser.add_argument("--attack_steps", type=int, default=10)
+    parser.add_argument("--adv_repeats", type=int, default=3)
+    parser.add_argument("--cifar_batch", type=int, default=32)
     args = parser.parse_args()
+    if args.adversaries:
+        return bench_adversaries(args)
     rng = np.random.default_rng(0)
     b = args.batch
     x = tf.constant(rng.uniform(size=(b, 28, 28, 1)).astype(np.float32))

@@ -110,3 +110,28 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, mnist_dir):
     assert a.keys() == b.keys() and any("optimizer" in k for k in a)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def test_fine_tune_with_eat_starts_from_the_given_model(tmp_path, mnist_dir):
+    base = tmp_path / "base"
+    assert _main([*SMOKE, f"--output_dir={base}", "--adversary=none"]).returncode == 0
+    out = tmp_path / "ft"
+    res = _main([*SMOKE, f"--output_dir={out}", "--adversary=eat",
+                 f"--init_from={base / 'saved_model'}", "--lr_values=0,0,0"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Fine-tuning from" in res.stdout
+    # With a zero learning rate the fine-tuned model is exactly the initial one.
+    from msd_tf import data
+    from msd_tf.export import load_logits_fn
+
+    x, _ = data.load_arrays("mnist", "test[:16]", str(mnist_dir))
+    before = load_logits_fn(str(base / "saved_model"))[0](x).numpy()
+    after = load_logits_fn(str(out / "saved_model"))[0](x).numpy()
+    np.testing.assert_array_equal(after, before)
+    fresh = _main([*SMOKE, f"--output_dir={tmp_path / 'fresh'}", "--adversary=eat",
+                   "--lr_values=0,0,0", "--seed=5"])
+    assert fresh.returncode == 0
+    other = load_logits_fn(str(tmp_path / "fresh" / "saved_model"))[0](x).numpy()
+    assert np.abs(other - before).max() > 1e-3  # a fresh init differs: the test can fail
+    bad = _main([*SMOKE, f"--output_dir={tmp_path / 'bad'}", f"--init_from={tmp_path}"])
+    assert bad.returncode != 0 and "--init_from" in bad.stderr

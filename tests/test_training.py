@@ -101,3 +101,32 @@ def test_saved_model_round_trip(tmp_path):
                                rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="not a SavedModel"):
         load_logits_fn(str(tmp_path))
+
+
+def test_eat_samples_norms_by_running_error_and_updates_it():
+    import keras
+
+    from msd_tf.adversaries import _eat_choice
+
+    # Sampling frequencies follow the running error (0.1 : 0.3 : 0.6).
+    err = tf.constant([0.1, 0.3, 0.6])
+    draws = [int(_eat_choice(err, base.fold(tf.constant([0, 0], tf.int64), i)))
+             for i in range(3000)]
+    freq = np.bincount(draws, minlength=3) / 3000
+    np.testing.assert_allclose(freq, [0.1, 0.3, 0.6], atol=0.03)
+
+    x, y = digits(20, seed=4)
+    trainer, model = _trainer(tf.distribute.get_strategy(), Adversary("eat", THREATS))
+    trainer.norm_error.assign([0.5, 0.5, 0.5])
+    logs = trainer.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(10), epochs=1,
+                       verbose=0).history
+    err = trainer.norm_error.numpy()
+    # Two steps: each moved the chosen norm's EMA (momentum 0.9) from 0.5 toward that
+    # step's adversarial error e in [0, 1]; the other norms stayed at 0.5. The logged
+    # choice fractions say which norms were used.
+    chosen = np.array([logs[f"chose_{n}"][0] for n in ("linf", "l2", "l1")])
+    assert chosen.sum() == pytest.approx(1.0)
+    moved = np.abs(err - 0.5) > 1e-7
+    assert np.all(moved <= (chosen > 0))
+    assert np.all((err >= 0.405 - 1e-6) & (err <= 0.595 + 1e-6))  # <= 2 EMA steps
+    del keras, model

@@ -153,6 +153,32 @@ def better(loss_new, fooled_new, loss_old, fooled_old):
     return (fooled_new & ~fooled_old) | ((fooled_new == fooled_old) & (loss_new > loss_old))
 
 
+def best_of_runs(one_run, restarts: int, x: tf.Tensor, y: tf.Tensor, model, training: bool,
+                 loss_fn):
+    """Runs `one_run(r) -> delta` for r < restarts in a `tf.while_loop` and keeps, per
+    example, the better delta (`better`: fooling first, then the higher loss).
+
+    Returns:
+      `(delta, loss)` of the kept runs.
+    """
+    batch = tf.shape(x)[0]
+    y_int = tf.cast(y, tf.int32)
+
+    def restart(r, best_delta, best_loss, best_fooled):
+        delta = one_run(r)
+        logits = logits_of(model, x + delta, training)
+        loss = loss_fn(logits, y)
+        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        take = better(loss, fooled, best_loss, best_fooled)
+        return (r + 1, tf.where(broadcast_mask(take, x), delta, best_delta),
+                tf.where(take, loss, best_loss), tf.where(take, fooled, best_fooled))
+
+    init = (tf.constant(0), tf.zeros_like(x),
+            tf.fill([batch], tf.constant(-float("inf"), tf.float32)), tf.zeros([batch], tf.bool))
+    _, delta, loss, _ = tf.while_loop(lambda r, *_: r < restarts, restart, init)
+    return delta, loss
+
+
 # ---------------------------------------------------------------------------
 # Compiled-function cache: one tf.function per (model, attack settings, input
 # spec), so that repeated calls neither retrace nor rebuild the graph.

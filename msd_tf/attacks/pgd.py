@@ -58,19 +58,10 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
         # Stops early once every example is fooled (frozen examples would not move).
         _, delta, _ = tf.while_loop(lambda t, d, active: (t < threat.steps) & active, body,
                                     (tf.constant(0), delta0, tf.constant(True)))
-        logits = base.logits_of(model, x + delta, training)
-        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
-        return delta, loss_fn(logits, y), fooled
+        return delta
 
-    def restart(r, best_delta, best_loss, best_fooled):
-        delta, loss, fooled = one_run(r)
-        take = base.better(loss, fooled, best_loss, best_fooled)
-        return (r + 1, tf.where(base.broadcast_mask(take, x), delta, best_delta),
-                tf.where(take, loss, best_loss), tf.where(take, fooled, best_fooled))
-
-    init = (tf.constant(0), tf.zeros_like(x),
-            tf.fill([batch], tf.constant(-float("inf"), tf.float32)), tf.zeros([batch], tf.bool))
-    _, best_delta, best_loss, _ = tf.while_loop(lambda r, *_: r < threat.restarts, restart, init)
+    best_delta, best_loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training,
+                                              loss_fn)
     return base.AttackOutput(delta=best_delta, loss=best_loss,
                              choice=tf.zeros([batch], tf.int32),
                              counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))

@@ -16,7 +16,8 @@ def normalization(mean=CIFAR10_MEAN, std=CIFAR10_STD) -> keras.layers.Layer:
                                       name="normalize")
 
 
-def _preact_block(x, filters: int, stride: int, name: str):
+def preact_block(x, filters: int, stride: int, name: str):
+    """BN-ReLU-conv3x3-BN-ReLU-conv3x3 with a 1x1 projection shortcut when the shape changes."""
     out = keras.layers.BatchNormalization(name=f"{name}_bn1")(x)
     out = keras.layers.ReLU()(out)
     shortcut = x
@@ -40,7 +41,7 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes: int = 10,
     x = keras.layers.Conv2D(64, 3, padding="same", use_bias=False, name="stem")(x)
     for stage, (filters, stride) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2))):
         for block in range(2):
-            x = _preact_block(x, filters, stride if block == 0 else 1, f"s{stage}b{block}")
+            x = preact_block(x, filters, stride if block == 0 else 1, f"s{stage}b{block}")
     x = keras.layers.BatchNormalization(name="final_bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)

@@ -6,23 +6,7 @@ the model of Tramer and Boneh (2019) and of TRADES: 46,160,474 trainable paramet
 
 import keras
 
-from msd_tf.models.preact_resnet import normalization
-
-
-def _wide_block(x, filters: int, stride: int, name: str):
-    out = keras.layers.BatchNormalization(name=f"{name}_bn1")(x)
-    out = keras.layers.ReLU()(out)
-    shortcut = x
-    if stride != 1 or x.shape[-1] != filters:
-        shortcut = keras.layers.Conv2D(filters, 1, stride, use_bias=False,
-                                       name=f"{name}_shortcut")(out)
-    out = keras.layers.Conv2D(filters, 3, stride, padding="same", use_bias=False,
-                              name=f"{name}_conv1")(out)
-    out = keras.layers.BatchNormalization(name=f"{name}_bn2")(out)
-    out = keras.layers.ReLU()(out)
-    out = keras.layers.Conv2D(filters, 3, 1, padding="same", use_bias=False,
-                              name=f"{name}_conv2")(out)
-    return keras.layers.Add()([out, shortcut])
+from msd_tf.models.preact_resnet import normalization, preact_block
 
 
 def wide_resnet(input_shape=(32, 32, 3), num_classes: int = 10, blocks_per_stage: int = 5,
@@ -34,7 +18,7 @@ def wide_resnet(input_shape=(32, 32, 3), num_classes: int = 10, blocks_per_stage
     for stage, (filters, stride) in enumerate(((16 * width, 1), (32 * width, 2),
                                                (64 * width, 2))):
         for block in range(blocks_per_stage):
-            x = _wide_block(x, filters, stride if block == 0 else 1, f"s{stage}b{block}")
+            x = preact_block(x, filters, stride if block == 0 else 1, f"s{stage}b{block}")
     x = keras.layers.BatchNormalization(name="final_bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
