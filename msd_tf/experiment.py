@@ -8,12 +8,14 @@ epoch, so the resumed run follows the same path as an uninterrupted one. A run
 killed mid-epoch repeats that epoch from its start.
 """
 
+import dataclasses
 import json
 import os
 import subprocess
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from msd_tf import data, schedules
@@ -37,6 +39,20 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def worker_dir(strategy: tf.distribute.Strategy, output_dir: str) -> str:
+    """Where this process writes: `output_dir` for the chief (and single-process runs);
+    `output_dir/.worker_<id>` for other multi-worker tasks, which must still save their
+    own checkpoints and model (saving is a collective operation) but not over the chief's.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return output_dir
+    cluster = resolver.cluster_spec().as_dict()
+    chief = resolver.task_type == "chief" or (
+        "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0)
+    return output_dir if chief else os.path.join(output_dir, f".worker_{resolver.task_id}")
 
 
 def _check_output_dir(config: TrainConfig) -> None:
@@ -78,6 +94,37 @@ class _SaveEachEpoch(keras.callbacks.Callback):
         self.manager.save(checkpoint_number=epoch + 1)
 
 
+def _fit_multi_worker(trainer, strategy, ds, config, start, steps_per_epoch, manager, epoch):
+    """Our own loop over `trainer.train_step` for MultiWorkerMirroredStrategy.
+
+    Keras 3's `fit` fails under that strategy ("Attempt to convert a value (PerReplica
+    ...)", keras-team/keras#20585); the train step itself is strategy-agnostic, so we
+    run it with `strategy.run` and save a checkpoint per epoch as `fit` would.
+    """
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+
+    @tf.function
+    def step():
+        logs = strategy.run(trainer.train_step, args=(next(iterator),))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+    history = {}
+    for e in range(start, config.epochs):
+        t0 = time.time()
+        for _ in range(steps_per_epoch):
+            logs = step()
+        logs = {k: float(v) for k, v in logs.items()}
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        print(f"Epoch {e + 1}/{config.epochs} - {time.time() - t0:.0f}s - "
+              + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())), flush=True)
+        for m in trainer.metrics:
+            m.reset_state()
+        epoch.assign(e + 1)
+        manager.save(checkpoint_number=e + 1)
+    return history
+
+
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
     lr = schedules.PiecewiseLinear(config.lr_epochs, config.lr_values, steps_per_epoch)
     if config.optimizer == "sgd":
@@ -87,6 +134,16 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
 
 def train(config: TrainConfig, *, verbose: int = 2) -> dict:
     """Runs (or resumes) a training run; returns the summary also written to summary.json."""
+    if config.deterministic:
+        # Bit-exact reruns and resumption. Measured on the 2-core CPU: oneDNN kernels
+        # (switched off by main.py before TF loads) and concurrent execution of
+        # independent ops in the adversarial train step both changed weights by ~1e-3
+        # between identical runs (the attacks' sign / top-k / argmax amplify float
+        # reordering); op determinism plus one inter-op thread made 4 of 4 pairs equal.
+        tf.config.experimental.enable_op_determinism()
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    strategy = make_strategy(config.strategy)
+    config = dataclasses.replace(config, output_dir=worker_dir(strategy, config.output_dir))
     os.makedirs(config.output_dir, exist_ok=True)
     _check_output_dir(config)
     with open(os.path.join(config.output_dir, "config.json"), "w") as f:
@@ -99,20 +156,11 @@ def train(config: TrainConfig, *, verbose: int = 2) -> dict:
         f.write(f"# git commit: {_git_commit()}\n")
 
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        # Bit-exact reruns and resumption. Measured on the 2-core CPU: oneDNN kernels
-        # (switched off by main.py before TF loads) and concurrent execution of
-        # independent ops in the adversarial train step both changed weights by ~1e-3
-        # between identical runs (the attacks' sign / top-k / argmax amplify float
-        # reordering); op determinism plus one inter-op thread made 4 of 4 pairs equal.
-        tf.config.experimental.enable_op_determinism()
-        tf.config.threading.set_inter_op_parallelism_threads(1)
     x_train, y_train = data.load_arrays(config.dataset, config.train_split, config.data_dir)
     x_eval, y_eval = data.load_arrays(config.dataset, config.eval_split, config.data_dir)
     steps_per_epoch = config.steps_per_epoch or len(x_train) // config.batch_size
     info = data.DATASETS[config.dataset]
 
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         model = build_model(config.model, info["shape"], info["classes"])
         optimizer = _optimizer(config, steps_per_epoch)
@@ -157,22 +205,28 @@ def train(config: TrainConfig, *, verbose: int = 2) -> dict:
             keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"),
                                         update_freq=50),
         ]
-        history = trainer.fit(ds, epochs=config.epochs, initial_epoch=start,
-                              steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                              verbose=verbose).history
+        if config.strategy == "multi_worker":
+            history = _fit_multi_worker(trainer, strategy, ds, config, start, steps_per_epoch,
+                                        manager, epoch)
+        else:
+            history = trainer.fit(ds, epochs=config.epochs, initial_epoch=start,
+                                  steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                                  verbose=verbose).history
     export_dir = export_saved_model(model, os.path.join(config.output_dir, "saved_model"),
                                     metadata={"dataset": config.dataset,
                                               "model": config.model,
                                               "adversary": config.adversary})
-    clean = trainer.evaluate(data.eval_dataset(x_eval, y_eval, batch_size=config.batch_size),
-                             verbose=0, return_dict=True)
+    # Plain forward passes (Keras' evaluate() fails under MultiWorkerMirroredStrategy).
+    correct = [tf.argmax(model(x_eval[i:i + config.batch_size], training=False), axis=1).numpy()
+               == y_eval[i:i + config.batch_size] for i in range(0, len(x_eval), config.batch_size)]
+    clean_acc = float(np.mean(np.concatenate(correct))) if correct else 0.0
     summary = {
         "config": json.loads(config.to_json()),
         "epochs_done": int(epoch.numpy()),
         "train_seconds_this_run": round(time.time() - t0, 1),
         "last_epoch_metrics": {k: float(v[-1]) for k, v in history.items()},
         "eval_split": config.eval_split,
-        "eval_clean_acc": float(clean["clean_acc"]),
+        "eval_clean_acc": clean_acc,
         "saved_model": export_dir,
     }
     with open(os.path.join(config.output_dir, "summary.json"), "w") as f:

@@ -84,7 +84,8 @@ def test_msd_seed_changes_random_k_only_through_the_seed():
     a = msd(model, x, y, th, steps=5, seed=1).numpy()
     b = msd(model, x, y, th, steps=5, seed=1).numpy()
     c = msd(model, x, y, th, steps=5, seed=2).numpy()
-    np.testing.assert_array_equal(a, b)
-    assert np.abs(a - c).max() > 0
+    # Same seed: equal up to oneDNN's float reordering (bit-exact: --deterministic).
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert np.abs(a - c).max() > 1e-3
     ks = {int(base.draw_k(th[0], base.fold(base.as_seed(s), 0))) for s in range(40)}
     assert ks <= set(range(5, 21)) and len(ks) > 8
