@@ -173,15 +173,13 @@ def main(argv):
     try:
         specs = build_suite(dataset, _ATTACKS.value, restarts=_RESTARTS.value,
                             suite_name=_SUITE.value, budget=_BUDGET.value, eps=eps)
-        summaries = evaluate(_MODELS.value, dataset=dataset, data_dir=f.data_dir,
-                             split=f.eval_split, num_examples=_NUM_EXAMPLES.value,
-                             output_dir=f.output_dir, specs=specs,
-                             batch_size=_EVAL_BATCH.value, seed=f.seed)
+        evaluate(_MODELS.value, dataset=dataset, data_dir=f.data_dir, split=f.eval_split,
+                 num_examples=_NUM_EXAMPLES.value, output_dir=f.output_dir, specs=specs,
+                 batch_size=_EVAL_BATCH.value, seed=f.seed)
     except (EvalError, data.DataError, ValueError) as e:
         sys.exit(f"error: {e}")
     with open(os.path.join(f.output_dir, "results.md")) as fh:
         print(fh.read())
-    del summaries
 
 
 def run():

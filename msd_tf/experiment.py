@@ -132,7 +132,7 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(lr)
 
 
-def train(config: TrainConfig, *, verbose: int = 2) -> dict:
+def train(config: TrainConfig, *, verbose="auto") -> dict:
     """Runs (or resumes) a training run; returns the summary also written to summary.json."""
     if config.deterministic:
         # Bit-exact reruns and resumption. Measured on the 2-core CPU: oneDNN kernels

@@ -173,10 +173,11 @@ def _gaussian(logits_fn, x, y, spec: AttackSpec, seed: int):
                                  epsilons=list(radii))
     success = np.asarray(success)  # [radii, N]
     first = np.where(success.any(0), success.argmax(0), -1)
-    clipped = np.stack([np.asarray(c) for c in clipped])
-    x_adv = np.where((first >= 0)[:, None, None, None] if x.ndim == 4 else
-                     (first >= 0)[:, None], clipped[np.maximum(first, 0), np.arange(len(x))], x)
-    return x_adv, first >= 0
+    clipped = np.stack([np.asarray(c) for c in clipped])  # [radii, N, ...]
+    found = first >= 0
+    x_adv = x.copy()
+    x_adv[found] = clipped[first[found], np.flatnonzero(found)]
+    return x_adv, found
 
 
 def _from_salt_and_pepper(attack, fmodel, x, y, spec: AttackSpec):
@@ -196,8 +197,7 @@ def _from_salt_and_pepper(attack, fmodel, x, y, spec: AttackSpec):
     return x_r, ok
 
 
-def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, seed: int = 0,
-               model_norm: str | None = None):
+def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, seed: int = 0):
     """Runs `spec` on one batch.
 
     Returns:
@@ -207,7 +207,6 @@ def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, see
       example the claimed example of smallest norm; a fixed-radius one keeps the
       first claimed success.
     """
-    del model_norm
     x = np.asarray(x, np.float32)
     y = np.asarray(y, np.int32)
     if len(x) == 0:
