@@ -89,7 +89,9 @@ def sanity_warnings(logits_fn, x: np.ndarray, y: np.ndarray) -> list[str]:
         tape.watch(xt)
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
             labels=tf.constant(y, tf.int32), logits=tf.cast(logits_fn(xt), tf.float32))
-    grad = np.asarray(tape.gradient(loss, xt)).reshape(len(x), -1)
+    grad = tape.gradient(loss, xt)
+    grad = np.zeros_like(x) if grad is None else np.asarray(grad)  # None: disconnected
+    grad = grad.reshape(len(x), -1)
     correct = logits.argmax(1) == y
     if correct.any() and np.mean(np.abs(grad[correct]).max(1) == 0) > 0.5:
         warnings.append("input gradients are exactly zero on most correctly classified "
