@@ -88,6 +88,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
 
     from msd_tf import data
     from msd_tf.evaluation import checks, report, runner
+    from msd_tf.export import model_name
 
     x, y = data.load_arrays(dataset, split, data_dir)
     x, y = x[:num_examples], y[:num_examples]
@@ -96,9 +97,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
     summaries, curves, warnings = {}, {}, {}
     names = []
     for path in model_paths:
-        name = os.path.basename(os.path.normpath(path))
-        if name in ("saved_model", ""):
-            name = os.path.basename(os.path.dirname(os.path.normpath(path))) or "model"
+        name = model_name(path)
         while name in names:
             name += "_"
         names.append(name)

@@ -28,6 +28,15 @@ def export_saved_model(model: keras.Model, path: str, *, metadata: dict | None =
     return path
 
 
+def model_name(path: str) -> str:
+    """A short name for a model folder: `runs/mnist/msd/saved_model` -> "msd"."""
+    path = os.path.normpath(path)
+    name = os.path.basename(path)
+    if name in ("saved_model", ""):
+        name = os.path.basename(os.path.dirname(path))
+    return name or "model"
+
+
 def load_logits_fn(path: str):
     """Loads an exported SavedModel; returns `(logits_fn, metadata)`.
 

@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def main():
     from msd_tf.evaluation import filters
+    from msd_tf.export import model_name
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="SavedModel or training-run folders")
@@ -23,9 +24,7 @@ def main():
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     for path in args.models:
-        name = os.path.basename(os.path.normpath(path))
-        if name == "saved_model":
-            name = os.path.basename(os.path.dirname(os.path.normpath(path)))
+        name = model_name(path)
         try:
             kernel = filters.first_conv_kernel(path)
         except ValueError as e:

@@ -130,3 +130,12 @@ def test_eat_samples_norms_by_running_error_and_updates_it():
     assert np.all(moved <= (chosen > 0))
     assert np.all((err >= 0.405 - 1e-6) & (err <= 0.595 + 1e-6))  # <= 2 EMA steps
     del keras, model
+
+
+def test_model_name_from_folder():
+    from msd_tf.export import model_name
+
+    assert model_name("runs/mnist/msd/saved_model") == "msd"
+    assert model_name("runs/mnist/msd/saved_model/") == "msd"
+    assert model_name("runs/mnist/msd") == "msd"
+    assert model_name("saved_model") == "model"

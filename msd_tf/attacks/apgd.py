@@ -28,7 +28,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from msd_tf import norms, projections
+from msd_tf import norms
 from msd_tf.attacks import base
 from msd_tf.threats import ThreatModel
 
@@ -84,13 +84,6 @@ def _direction(grad, x_adv, norm, k_frac, eps):
     return tf.reshape(s * norms.expand_to_rank(eps, flat), tf.shape(grad))
 
 
-def _project(x, delta, threat):
-    if threat.norm == "l1":
-        return projections.project_l1_box(x, delta, threat.eps)
-    boxed = projections.project_box(x, delta)
-    return projections.project(boxed, threat.norm, threat.eps)
-
-
 def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
                loss: str = "ce", target: tf.Tensor | None = None, training: bool = False,
                momentum: float = 0.75, rho: float = 0.75) -> base.AttackOutput:
@@ -114,6 +107,8 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
     else:
         raise ValueError(f"Argument `loss` must be ce, dlr or dlr_targeted. Received {loss!r}")
     n_iter = threat.steps
+    if threat.norm == "l1":  # l1-APGD always uses the exact ball-and-box projection
+        threat = threat.replace(l1_projection="exact")
     ckpt = tf.constant(_checkpoints(n_iter))
     batch = tf.shape(x)[0]
     y_int = tf.cast(y, tf.int32)
@@ -134,9 +129,9 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         a = tf.where(s["i"] > 0, momentum, 1.0)
         step = norms.expand_to_rank(s["eta"], x) * _direction(
             s["grad"], x + s["delta"], threat.norm, s["k_frac"], eps)
-        z = _project(x, s["delta"] + step, threat)
-        new = _project(x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]),
-                       threat)
+        z = base.project_onto(x, s["delta"] + step, threat)
+        new = base.project_onto(
+            x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)
         new_loss, logits, new_grad = base.loss_and_grad(model, x, new, y, training=training,
                                                         loss_fn=loss_fn)
         now_fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
@@ -187,32 +182,24 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
     most likely wrong classes (one start each), keeping per example the first
     adversarial point found (else the highest-loss one)."""
     batch = tf.shape(x)[0]
-    y_int = tf.cast(y, tf.int32)
     if loss == "ce":
-        runs = [dict(loss="ce", target=None, seed=base.fold(seed, r))
-                for r in range(threat.restarts)]
+        runs, order = threat.restarts, None
     else:
         logits = base.logits_of(model, x, training)
-        masked = tf.where(tf.one_hot(y_int, tf.shape(logits)[1]) > 0, -np.inf,
+        masked = tf.where(tf.one_hot(tf.cast(y, tf.int32), tf.shape(logits)[1]) > 0, -np.inf,
                           tf.cast(logits, tf.float32))
-        n_targets = min(n_targets, int(logits.shape[1]) - 1)
-        order = tf.math.top_k(masked, k=n_targets).indices
-        runs = [dict(loss="dlr_targeted", target=order[:, t], seed=base.fold(seed, t))
-                for t in range(n_targets)]
-    best_delta = tf.zeros_like(x)
-    best_fooled = tf.zeros([batch], tf.bool)
-    best_loss = tf.fill([batch], -np.inf)
-    for run in runs:
-        out = apgd_delta(model, x, y, threat, run["seed"], loss=run["loss"],
-                         target=run["target"], training=training)
-        logits = base.logits_of(model, x + out.delta, training)
-        fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
-        ce = base.cross_entropy(logits, y)
-        take = base.better(ce, fooled, best_loss, best_fooled)
-        best_delta = tf.where(base.broadcast_mask(take, x), out.delta, best_delta)
-        best_loss = tf.where(take, ce, best_loss)
-        best_fooled = tf.where(take, fooled, best_fooled)
-    return base.AttackOutput(delta=best_delta, loss=best_loss, choice=tf.zeros([batch], tf.int32),
+        runs = min(n_targets, int(logits.shape[1]) - 1)
+        order = tf.math.top_k(masked, k=runs).indices
+
+    def one_run(r):
+        target = None if order is None else tf.gather(order, r, axis=1)
+        return apgd_delta(model, x, y, threat, base.fold(seed, r),
+                          loss="ce" if order is None else "dlr_targeted", target=target,
+                          training=training).delta
+
+    # Runs are compared on cross-entropy (fooling first), whatever loss they ascended.
+    delta, ce = base.best_of_runs(one_run, runs, x, y, model, training, base.cross_entropy)
+    return base.AttackOutput(delta=delta, loss=ce, choice=tf.zeros([batch], tf.int32),
                              counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
 
 

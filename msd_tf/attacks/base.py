@@ -122,9 +122,14 @@ def projected_step(x: tf.Tensor, delta: tf.Tensor, grad: tf.Tensor,
         v = steps.steepest_step_l1(
             grad, x + delta, alpha=threat.alpha, k=draw_k(threat, seed),
             k_max=threat.k_range[1], gap=threat.l1_gap)
+    return project_onto(x, delta + v, threat)
+
+
+def project_onto(x: tf.Tensor, delta: tf.Tensor, threat: ThreatModel) -> tf.Tensor:
+    """`delta` projected onto the threat's ball and the box (see `projected_step`)."""
     if threat.norm == "l1" and threat.l1_projection == "exact":
-        return projections.project_l1_box(x, delta + v, threat.eps)
-    boxed = projections.project_box(x, delta + v)
+        return projections.project_l1_box(x, delta, threat.eps)
+    boxed = projections.project_box(x, delta)
     return projections.project(boxed, threat.norm, threat.eps)
 
 

@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from msd_tf.evaluation.checks import predict
+from msd_tf.export import model_name
 
 # tensorflow-datasets' cifar10_corrupted configurations. The first 15 are the
 # benchmark's standard set; the last 4 are its "extra" corruptions.
@@ -56,9 +57,7 @@ def evaluate_corruptions(model_paths, *, output_dir: str, load_model, **kwargs) 
     """Runs `corruption_accuracy` for every model; writes corruptions.json and .md."""
     results = {}
     for path in model_paths:
-        name = os.path.basename(os.path.dirname(os.path.normpath(path))) \
-            if os.path.basename(os.path.normpath(path)) == "saved_model" \
-            else os.path.basename(os.path.normpath(path))
+        name = model_name(path)
         logits_fn, _ = load_model(path)
         results[name] = corruption_accuracy(logits_fn, **kwargs)
     os.makedirs(output_dir, exist_ok=True)
