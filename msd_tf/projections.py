@@ -43,6 +43,15 @@ def project_l2(delta: tf.Tensor, eps) -> tf.Tensor:
     return delta * eps / tf.maximum(tf.maximum(eps, norm), _TINY)
 
 
+def _into_ball(out: tf.Tensor, eps_col: tf.Tensor) -> tf.Tensor:
+    """Scales rows of `out` (`[B, n]`) whose l_1 norm exceeds `eps_col` back onto the
+    sphere: the guarantee against float rounding. Shrinking toward 0 keeps a
+    box-feasible perturbation box-feasible (the box contains 0)."""
+    l1 = tf.reduce_sum(tf.abs(out), axis=1, keepdims=True)
+    scale = tf.where(l1 > eps_col, eps_col / tf.maximum(l1, _TINY), tf.ones_like(l1))
+    return out * scale
+
+
 def project_l1(delta: tf.Tensor, eps) -> tf.Tensor:
     """Euclidean projection of each example onto the l_1 ball of radius `eps`.
 
@@ -52,27 +61,40 @@ def project_l1(delta: tf.Tensor, eps) -> tf.Tensor:
     An example already inside the ball (||delta||_1 <= eps) is returned unchanged;
     eps = 0 returns zeros. Cost: one sort of `[B, n]` plus O(n) elementwise work.
 
+    Conditioning: the running sums are taken of `gamma_j - gamma_1` (exact in float
+    for nearby magnitudes) rather than of `gamma_j`, so inputs with a large common
+    magnitude (all |delta_i| near 1e3 or 1e5) keep their precision; a final rescaling
+    of any row whose l_1 norm still exceeds eps by rounding makes
+    `||result_b||_1 <= eps_b` hold for every finite input.
+
     Args:
       delta: `[B, ...]` float tensor.
       eps: radius, a float or a `[B]` tensor, >= 0.
 
     Returns:
-      A tensor like `delta`, with ||result_b||_1 <= eps_b (up to float rounding).
+      A tensor like `delta`, with ||result_b||_1 <= eps_b.
     """
     shape = tf.shape(delta)
     flat = norms.flatten(delta)
     eps_col = _per_example(eps, flat)
     abs_flat = tf.abs(flat)
     gamma = tf.sort(abs_flat, axis=1, direction="DESCENDING")
-    csum = tf.cumsum(gamma, axis=1)
+    top = gamma[:, :1]
+    # Shifted by the largest magnitude: gamma_j - (csum_j - eps)/j
+    #   = (gamma_j - gamma_1) - (csum'_j - eps)/j  with csum'_j = sum_{r<=j} (gamma_r - gamma_1).
+    shifted = gamma - top
+    csum = tf.cumsum(shifted, axis=1)
     j = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), flat.dtype)
-    positive = gamma - (csum - eps_col) / j > 0
+    positive = shifted - (csum - eps_col) / j > 0
     # rho is the largest j satisfying the condition (it holds on a prefix); at least 1
     # so that eps = 0 gives theta = gamma_1 (all zeros) instead of dividing by zero.
     rho = tf.reduce_max(tf.where(positive, tf.cast(j, tf.int32), 1), axis=1)
     csum_rho = tf.gather(csum, rho - 1, axis=1, batch_dims=1)
-    theta = (csum_rho[:, None] - eps_col) / tf.cast(rho, flat.dtype)[:, None]
-    projected = tf.sign(flat) * tf.nn.relu(abs_flat - tf.nn.relu(theta))
+    # theta - gamma_1, never formed as a difference of two large numbers.
+    theta_shift = (csum_rho[:, None] - eps_col) / tf.cast(rho, flat.dtype)[:, None]
+    theta_shift = tf.maximum(theta_shift, -top)  # theta >= 0
+    projected = tf.sign(flat) * tf.nn.relu((abs_flat - top) - theta_shift)
+    projected = _into_ball(projected, eps_col)
     inside = tf.reduce_sum(abs_flat, axis=1, keepdims=True) <= eps_col
     return tf.reshape(tf.where(inside, flat, projected), shape)
 
@@ -111,7 +133,9 @@ def project_l1_box(x: tf.Tensor, delta: tf.Tensor, eps, lo=0.0, hi=1.0,
       iterations: bisection steps before the exact finish.
 
     Returns:
-      The projected perturbation, shaped like `delta`.
+      The projected perturbation, shaped like `delta`; `||result_b||_1 <= eps_b` holds
+      for every finite input (a row left above eps by rounding is scaled back, which
+      keeps it in the box).
     """
     shape = tf.shape(delta)
     v = norms.flatten(delta)
@@ -134,16 +158,19 @@ def project_l1_box(x: tf.Tensor, delta: tf.Tensor, eps, lo=0.0, hi=1.0,
         low = tf.where(too_big, mid, low)
         high = tf.where(too_big, high, mid)
     # Exact finish: on [low, high] the coordinates with cap > |v| - lam > 0 move
-    # linearly with lam; the capped ones contribute cap, the others 0.
-    lam = high
-    linear = tf.logical_and(abs_v - lam < cap, abs_v > lam)
-    capped = abs_v - lam >= cap
+    # linearly with lam; the capped ones contribute cap, the others 0. lam is kept as
+    # `high + offset` and every |v_i| - lam as (|v_i| - high) - offset: |v_i| - high is
+    # exact for nearby magnitudes, so large common magnitudes (|v| ~ 1e6) or tiny radii
+    # do not cancel catastrophically.
+    above = abs_v - high
+    linear = tf.logical_and(above < cap, above >= 0)  # |v_i| == high moves below high
+    capped = above >= cap
     n_linear = tf.reduce_sum(tf.cast(linear, v.dtype), axis=1, keepdims=True)
     fixed = tf.reduce_sum(tf.where(capped, cap, 0.0), axis=1, keepdims=True)
-    lin_sum = tf.reduce_sum(tf.where(linear, abs_v, 0.0), axis=1, keepdims=True)
-    exact = (lin_sum + fixed - eps_col) / tf.maximum(n_linear, 1.0)
-    exact = tf.where(n_linear > 0, tf.clip_by_value(exact, low, high), high)
+    lin_sum = tf.reduce_sum(tf.where(linear, above, 0.0), axis=1, keepdims=True)
+    offset = (lin_sum + fixed - eps_col) / tf.maximum(n_linear, 1.0)
+    offset = tf.where(n_linear > 0, tf.clip_by_value(offset, low - high, 0.0), 0.0)
     feasible = l1_at(tf.zeros_like(eps_col)) <= eps_col
-    lam = tf.where(feasible, 0.0, exact)
-    out = tf.sign(v) * tf.minimum(tf.nn.relu(abs_v - lam), cap)
-    return tf.reshape(out, shape)
+    moved = tf.where(feasible, abs_v, above - offset)
+    out = tf.sign(v) * tf.minimum(tf.nn.relu(moved), cap)
+    return tf.reshape(tf.where(feasible, out, _into_ball(out, eps_col)), shape)

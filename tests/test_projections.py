@@ -140,3 +140,51 @@ def test_project_l1_box_is_closer_than_clip_then_project():
     np.testing.assert_allclose(
         projections.project_l1(projections.project_box(x, v), 0.5).numpy(),
         [[1 / 30, 1 / 30, 0.5 - 1 / 15]], atol=1e-6)
+
+
+def _l1_box_reference(v, x, eps):
+    """Projection onto the l1 ball and the box by float64 bisection on the threshold."""
+    v, x = np.asarray(v, np.float64).ravel(), np.asarray(x, np.float64).ravel()
+    cap = np.maximum(np.where(v >= 0, 1 - x, x), 0)
+
+    def at(lam):
+        return np.sign(v) * np.minimum(np.maximum(np.abs(v) - lam, 0), cap)
+
+    if np.abs(at(0.0)).sum() <= eps:
+        return at(0.0)
+    lo, hi = 0.0, np.abs(v).max()
+    for _ in range(400):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.abs(at(mid)).sum() > eps else (lo, mid)
+    return at(hi)
+
+
+@pytest.mark.parametrize("magnitude", [(1000.0, 1001.0), (1e5, 1e5 + 1), (0.0, 1e6)])
+def test_project_l1_stays_in_the_ball_for_large_inputs(magnitude):
+    # A float32 running sum of |v| ~ 1e3 (or 1e5) loses the threshold's precision:
+    # before the shifted sums the result had l1 norm 1.007-1.028 x eps (20-110 x at 1e5).
+    rng = np.random.default_rng(3)
+    lo, hi = magnitude
+    v = (rng.uniform(lo, hi, (6, 784)) * rng.choice([-1, 1], (6, 784))).astype(np.float32)
+    eps = np.array([1.0, 1.0, 10.0, 10.0, 1e-3, 300.0], np.float32)
+    got = projections.project_l1(v, eps).numpy()
+    for b in range(len(v)):
+        assert np.abs(got[b].astype(np.float64)).sum() <= eps[b] * (1 + 1e-6)
+        want = _l1_reference(v[b], float(eps[b]))
+        # float32 inputs of magnitude m carry m * 6e-8 of absolute precision.
+        np.testing.assert_allclose(got[b], want, rtol=1e-3, atol=hi * 2e-7 + 1e-6 * eps[b])
+
+
+@pytest.mark.parametrize("scale, eps", [(1e6, 10.0), (1.0, 1e-3), (1e3, 1.0), (1.0, 10.0)])
+def test_project_l1_box_stays_in_ball_and_box_for_extreme_inputs(scale, eps):
+    # Before: ~1% over the ball at |v| ~ 1e6, 1.7e-5 relative at eps = 1e-3.
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, (5, 784)).astype(np.float32)
+    x[:, :300] = 0.0  # pixels on the box face, as in MNIST
+    v = (rng.normal(size=(5, 784)) * scale).astype(np.float32)
+    got = projections.project_l1_box(x, v, eps).numpy()
+    for b in range(len(v)):
+        assert np.abs(got[b].astype(np.float64)).sum() <= eps * (1 + 1e-6)
+        assert np.all(x[b] + got[b] >= -1e-6) and np.all(x[b] + got[b] <= 1 + 1e-6)
+        want = _l1_box_reference(v[b], x[b], eps)
+        np.testing.assert_allclose(got[b], want, atol=max(eps * 1e-4, 1e-7))
