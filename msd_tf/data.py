@@ -1,6 +1,7 @@
 """Data sets as in-memory arrays and seeded, resumable `tf.data` pipelines.
 
-Images are float32 in [0, 1], NHWC; labels int32. Batch sizes are global (a
+Importing this module does not import TensorFlow (the entry points decide its
+settings first). Images are float32 in [0, 1], NHWC; labels int32. Batch sizes are global (a
 distribution strategy splits them across replicas).
 
 Sources, chosen by `data_dir`:
@@ -17,16 +18,21 @@ import gzip
 import os
 import pickle
 import re
+import socket
+import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 DATASETS = {
-    "mnist": dict(shape=(28, 28, 1), classes=10, tfds="mnist"),
-    "fashion_mnist": dict(shape=(28, 28, 1), classes=10, tfds="fashion_mnist"),
-    "cifar10": dict(shape=(32, 32, 3), classes=10, tfds="cifar10"),
-    # Evaluation only (msd_tf.evaluate): CIFAR-10-C, loaded per corruption and severity.
-    "cifar10_corrupted": dict(shape=(32, 32, 3), classes=10, tfds=None),
+    "mnist": dict(shape=(28, 28, 1), classes=10, tfds="mnist",
+                  host="storage.googleapis.com"),
+    "fashion_mnist": dict(shape=(28, 28, 1), classes=10, tfds="fashion_mnist",
+                          host="fashion-mnist.s3-website.eu-central-1.amazonaws.com"),
+    "cifar10": dict(shape=(32, 32, 3), classes=10, tfds="cifar10", host="www.cs.toronto.edu"),
 }
 
 _SPLIT = re.compile(r"^(train|test)(?:\[(-?\d*):(-?\d*)\])?$")
@@ -52,8 +58,12 @@ def _open(path):
 
 def read_idx(path: str, *, expect_magic: int) -> np.ndarray:
     """Reads one IDX file (gzip or plain), checking its magic number and size."""
-    with _open(path) as f:
-        data = f.read()
+    try:
+        with _open(path) as f:
+            data = f.read()
+    except (OSError, EOFError, zlib.error) as e:  # truncated or not gzip
+        raise DataError(f"{path}: cannot be read ({type(e).__name__}: {e}); the file is "
+                        "truncated or corrupt: download it again.") from e
     if len(data) < 8:
         raise DataError(f"{path}: too short to be an IDX file ({len(data)} bytes).")
     magic = int.from_bytes(data[:4], "big")
@@ -114,19 +124,49 @@ def _load_npz(path: str, split: str):
         return f[keys[0]], f[keys[1]]
 
 
-def _load_tfds(dataset: str, split: str):
-    import tensorflow_datasets as tfds
+_OFFLINE_HINT = ("Offline, pass --data_dir=<folder> with MNIST-format IDX files, the "
+                 "CIFAR-10 python batches, or an .npz file; e.g. `apt-get install "
+                 "dataset-fashion-mnist` then --data_dir=/usr/share/datasets/fashion-mnist.")
 
+
+def _resolvable(host: str) -> bool:
+    """False when `host` cannot be resolved (no network): fail at once, not after minutes
+    of download retries. Behind a proxy, the proxy resolves it: not checked."""
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return True
     try:
-        ds = tfds.load(DATASETS[dataset]["tfds"], split=split, batch_size=-1,
-                       as_supervised=True)
-    except Exception as e:  # noqa: BLE001 - network, DNS, checksum... all mean "no data"
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
+def _load_tfds(dataset: str, split: str):
+    info = DATASETS[dataset]
+    try:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.builder(info["tfds"])
+    except ImportError as e:  # a missing dependency, not the network
         raise DataError(
-            f"Could not load {dataset!r} through tensorflow-datasets (no network?): "
-            f"{type(e).__name__}: {str(e)[:200]}. Offline, pass --data_dir=<folder> with "
-            "MNIST-format IDX files, the CIFAR-10 python batches, or an .npz file; e.g. "
-            "`apt-get install dataset-fashion-mnist` then "
-            "--data_dir=/usr/share/datasets/fashion-mnist.") from e
+            f"tensorflow-datasets cannot load {dataset!r}: {type(e).__name__}: {e}. A "
+            f"dependency is missing: pip install -r requirements.txt (or pip install "
+            f"{e.name or 'the missing module'}).") from e
+    if not builder.is_prepared():
+        if not _resolvable(info["host"]):
+            raise DataError(f"Could not download {dataset!r} through tensorflow-datasets: "
+                            f"no network ({info['host']} cannot be resolved). "
+                            + _OFFLINE_HINT)
+        try:
+            builder.download_and_prepare()
+        except ImportError as e:
+            raise DataError(f"tensorflow-datasets cannot prepare {dataset!r}: {e}. A "
+                            "dependency is missing: pip install -r requirements.txt.") from e
+        except Exception as e:  # noqa: BLE001 - network, checksum, disk... all mean "no data"
+            raise DataError(
+                f"Could not download {dataset!r} through tensorflow-datasets: "
+                f"{type(e).__name__}: {' '.join(str(e).split())[:200]}. " + _OFFLINE_HINT) from e
+    ds = builder.as_dataset(split=split, batch_size=-1, as_supervised=True)
     x, y = tfds.as_numpy(ds)
     return x, y
 
@@ -141,9 +181,6 @@ def load_arrays(dataset: str, split: str, data_dir: str | None = None):
     if dataset not in DATASETS:
         raise DataError(f"Unknown dataset {dataset!r}; known: {sorted(DATASETS)}.")
     info = DATASETS[dataset]
-    if info["tfds"] is None:
-        raise DataError(f"{dataset!r} is for evaluation only: `python -m msd_tf.evaluate "
-                        f"--dataset={dataset}` reports accuracy per corruption and severity.")
     base_split, sl = parse_split(split)
     if data_dir is None:
         x, y = _load_tfds(dataset, base_split)
@@ -182,6 +219,8 @@ def load_arrays(dataset: str, split: str, data_dir: str | None = None):
 
 def _augment_cifar(image, seed):
     """Random crop with 4-pixel zero padding, then random horizontal flip (stateless)."""
+    import tensorflow as tf
+
     padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
     image = tf.image.stateless_random_crop(padded, tf.shape(image), seed)
     return tf.image.stateless_random_flip_left_right(
@@ -189,7 +228,7 @@ def _augment_cifar(image, seed):
 
 
 def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
-                  start_step: int = 0, augment: bool = False) -> tf.data.Dataset:
+                  start_step: int = 0, augment: bool = False) -> "tf.data.Dataset":
     """An endless stream of shuffled batches, from global batch number `start_step`.
 
     Data epoch e's order is a stateless permutation seeded by (seed, e), and example
@@ -199,6 +238,8 @@ def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
     from a pass over the data. The last partial batch of each data epoch is dropped
     (`len(x) // batch_size` batches per data epoch).
     """
+    import tensorflow as tf
+
     n = len(x)
     if n < batch_size:
         raise DataError(f"Training set has {n} examples, fewer than batch_size={batch_size}.")
@@ -222,8 +263,3 @@ def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
     ds = tf.data.Dataset.range(start_epoch, 1 << 30).flat_map(epoch)
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size, drop_remainder=True).skip(skip).prefetch(tf.data.AUTOTUNE)
-
-
-def eval_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int) -> tf.data.Dataset:
-    """Batches in order, the last one partial."""
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(2)

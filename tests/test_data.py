@@ -102,15 +102,67 @@ def test_real_mnist_test_split(mnist_dir):
     assert x.mean() == pytest.approx(0.1325, abs=1e-4)
 
 
-def test_download_failure_explains_the_offline_alternative(monkeypatch):
+def _tfds_in(monkeypatch, folder):
+    """tensorflow-datasets with an empty data folder (nothing prepared yet)."""
     import tensorflow_datasets as tfds
 
-    def fail(*args, **kwargs):
-        raise ConnectionError("name resolution failed")
+    real = tfds.builder
+    monkeypatch.setattr(tfds, "builder", lambda name, **kw: real(name, data_dir=str(folder)))
+    return tfds
 
-    monkeypatch.setattr(tfds, "load", fail)
-    with pytest.raises(data.DataError, match="--data_dir.*dataset-fashion-mnist"):
+
+def test_tfds_mnist_builder_reaches_its_download_step(monkeypatch, tmp_path):
+    # A fresh install once failed on `import importlib_resources` inside
+    # tensorflow-datasets, before any download, with an error blaming the network.
+    tfds = _tfds_in(monkeypatch, tmp_path)
+    reached = []
+
+    def download(self, urls, *args, **kwargs):
+        reached.append(urls)
+        raise ConnectionError("download reached (test)")
+
+    monkeypatch.setattr(tfds.download.DownloadManager, "download", download)
+    monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", download)
+    monkeypatch.setattr(data, "_resolvable", lambda host: True)
+    with pytest.raises(data.DataError, match=r"download reached \(test\).*--data_dir"):
+        data.load_arrays("mnist", "test")
+    assert reached and "mnist" in str(reached[0])
+
+
+def test_no_network_fails_at_once_with_the_offline_alternative(monkeypatch, tmp_path):
+    _tfds_in(monkeypatch, tmp_path)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(data.socket, "getaddrinfo", lambda *a: (_ for _ in ()).throw(
+        OSError("Name or service not known")))
+    with pytest.raises(data.DataError, match="no network.*--data_dir.*dataset-fashion-mnist"):
         data.load_arrays("fashion_mnist", "train")
+
+
+def test_a_missing_dependency_is_not_blamed_on_the_network(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def builder(name, **kwargs):
+        raise ModuleNotFoundError("No module named 'importlib_resources'",
+                                  name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "builder", builder)
+    with pytest.raises(data.DataError, match="dependency is missing.*importlib_resources") as e:
+        data.load_arrays("mnist", "train")
+    assert "network" not in str(e.value)
+
+
+def test_truncated_and_non_gzip_idx_files_are_reported_by_name(tmp_path):
+    _idx_folder(tmp_path)
+    images = tmp_path / "t10k-images-idx3-ubyte.gz"
+    blob = images.read_bytes()
+    images.write_bytes(blob[:len(blob) // 2])
+    with pytest.raises(data.DataError, match="t10k-images-idx3-ubyte.gz: cannot be read.*"
+                                             "truncated or corrupt"):
+        data.load_arrays("mnist", "test", str(tmp_path))
+    images.write_bytes(b"not gzip at all" * 10)
+    with pytest.raises(data.DataError, match="truncated or corrupt"):
+        data.load_arrays("mnist", "test", str(tmp_path))
 
 
 def _labels(ds, n):
