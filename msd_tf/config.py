@@ -11,7 +11,9 @@ from msd_tf.threats import ThreatModel
 STRATEGIES = ("default", "mirrored", "multi_worker")
 OPTIMIZERS = ("adam", "sgd")
 # Fields that may differ between a run and its resumption (not part of the experiment).
-_NOT_EXPERIMENT = ("output_dir", "epochs")
+# The data are compared by content (`train_data_sha256`), not by `data_dir`, so the
+# same files given by a relative or an absolute path are the same experiment.
+_NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +57,7 @@ class TrainConfig:
     jit_compile: bool = False
     deterministic: bool = True
     init_from: str | None = None
+    keep_checkpoints: int = 2
     output_dir: str = "runs/default"
 
     def __post_init__(self):
@@ -63,7 +66,7 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be one of {sorted(allowed)}. "
                                  f"Received: {name}={getattr(self, name)!r}")
 
-        choice("dataset", [d for d, i in data.DATASETS.items() if i["tfds"]])
+        choice("dataset", list(data.DATASETS))
         choice("model", MODELS)
         choice("adversary", ADVERSARIES)
         choice("strategy", STRATEGIES)
@@ -92,6 +95,12 @@ class TrainConfig:
         if len(self.lr_epochs) != len(self.lr_values) or len(self.lr_epochs) < 2:
             raise ValueError("`lr_epochs` and `lr_values` need the same length (>= 2). "
                              f"Received: {self.lr_epochs}, {self.lr_values}")
+        if any(b <= a for a, b in zip(self.lr_epochs, self.lr_epochs[1:])):
+            raise ValueError("`lr_epochs` must increase strictly (knots of the schedule, "
+                             f"in epochs), e.g. 0,6,15. Received: {self.lr_epochs}")
+        if self.keep_checkpoints < 0:
+            raise ValueError("`keep_checkpoints` must be >= 0 (0: keep all). "
+                             f"Received: {self.keep_checkpoints}")
 
     def threats(self) -> tuple[ThreatModel, ...]:
         """The `ThreatModel`s of `norms`, in the order linf, l2, l1."""
@@ -115,9 +124,16 @@ class TrainConfig:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
-    def experiment(self) -> dict:
-        """The fields that define the experiment (a resumed run must match them)."""
+    def experiment(self, train_data_sha256: str) -> dict:
+        """The fields that define the experiment (a resumed run must match them), with
+        the training data's content fingerprint in place of `data_dir`."""
         d = dataclasses.asdict(self)
         for k in _NOT_EXPERIMENT:
             d.pop(k)
+        d["train_data_sha256"] = train_data_sha256
         return json.loads(json.dumps(d))  # tuples -> lists, as read back from JSON
+
+
+def experiment_of(saved: dict) -> dict:
+    """`TrainConfig.experiment` of a saved config.json (its extra keys included)."""
+    return {k: v for k, v in saved.items() if k not in _NOT_EXPERIMENT}

@@ -1,25 +1,38 @@
-"""One training run from a `TrainConfig`: data -> strategy -> fit -> checkpoints -> export.
+"""One training run from a `TrainConfig`, in named steps:
+
+  load_inputs -> check_output_dir -> build -> restore -> write_run_files -> fit ->
+  export_and_report
+
+Nothing is written before the data, the settings, the model and the output folder
+have been checked, and a folder counts as an experiment (whose settings a later
+command must match) only once it holds a checkpoint: a failed start never locks the
+corrected command out.
 
 Resumption: a checkpoint (weights, optimizer state and step, epoch) is written at
-the end of every epoch. Started again with the same output folder, a run restores
-the latest one and continues from the next epoch; the learning-rate schedule and
-the attack seeds derive from the optimizer step and the data order from the
-epoch, so the resumed run follows the same path as an uninterrupted one. A run
-killed mid-epoch repeats that epoch from its start.
+the end of every epoch (`msd_tf.checkpoints`: found from the files, corrupt ones
+skipped and moved aside, never overwritten). Started again with the same output
+folder, a run restores the newest checkpoint that restores and continues from the
+next epoch; the learning-rate schedule and the attack seeds derive from the
+optimizer step and the data order from the epoch, so the resumed run follows the
+same path as an uninterrupted one. A run killed mid-epoch repeats that epoch.
+
+Process-wide TensorFlow settings (determinism, threads, seeds) and the distribution
+strategy are chosen by the entry point (`msd_tf.main`), not here.
 """
 
+import csv
 import dataclasses
 import json
 import os
-import subprocess
 import time
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from msd_tf import data, schedules
-from msd_tf.config import TrainConfig
+from msd_tf import checkpoints, data, fingerprints, schedules
+from msd_tf.config import TrainConfig, experiment_of
 from msd_tf.export import export_saved_model, load_weights_into
 from msd_tf.models import build_model
 from msd_tf.training import AdversarialTrainer
@@ -29,16 +42,27 @@ class RunError(RuntimeError):
     """The output folder or a checkpoint cannot be used; the message says why."""
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """default: the current (single-device) strategy; mirrored: all local GPUs (or the
-    logical CPUs); multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG."""
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+@dataclasses.dataclass
+class Inputs:
+    """The loaded, checked data of a run."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_eval: np.ndarray
+    y_eval: np.ndarray
+    steps_per_epoch: int
+    train_sha256: str
+
+
+@dataclasses.dataclass
+class Parts:
+    """Everything `build` creates (inside the strategy's scope)."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    trainer: AdversarialTrainer
+    epoch: tf.Variable
+    checkpoint: tf.train.Checkpoint
 
 
 def worker_dir(strategy: tf.distribute.Strategy, output_dir: str) -> str:
@@ -55,74 +79,51 @@ def worker_dir(strategy: tf.distribute.Strategy, output_dir: str) -> str:
     return output_dir if chief else os.path.join(output_dir, f".worker_{resolver.task_id}")
 
 
-def _check_output_dir(config: TrainConfig) -> None:
+def load_inputs(config: TrainConfig) -> Inputs:
+    """Loads and checks the training and evaluation splits.
+
+    Raises:
+      data.DataError: unreadable data, or a batch larger than the training split.
+    """
+    x_train, y_train = data.load_arrays(config.dataset, config.train_split, config.data_dir)
+    x_eval, y_eval = data.load_arrays(config.dataset, config.eval_split, config.data_dir)
+    if len(x_train) < config.batch_size:
+        raise data.DataError(
+            f"--batch_size={config.batch_size} is larger than the training split "
+            f"--train_split={config.train_split} ({len(x_train)} examples); lower "
+            "--batch_size or use a larger --train_split.")
+    steps_per_epoch = config.steps_per_epoch or len(x_train) // config.batch_size
+    return Inputs(x_train, y_train, x_eval, y_eval, steps_per_epoch,
+                  fingerprints.of_arrays(x_train, y_train))
+
+
+def check_output_dir(config: TrainConfig, train_sha256: str) -> None:
+    """Refuses a folder whose checkpoints belong to a different experiment.
+
+    A folder without checkpoints is not an experiment yet (a failed start may have
+    left a config.json there); it is used as it is.
+    """
+    if not checkpoints.list_checkpoints(os.path.join(config.output_dir, "checkpoints")):
+        return
     path = os.path.join(config.output_dir, "config.json")
     if not os.path.exists(path):
-        return
-    with open(path) as f:
-        try:
-            old = json.load(f)
-        except json.JSONDecodeError as e:
-            raise RunError(f"{path} is corrupt ({e}); remove the folder or pick another "
-                           "--output_dir.") from e
-    for k in ("output_dir", "epochs"):
-        old.pop(k, None)
-    new = config.experiment()
+        raise RunError(f"--output_dir {config.output_dir} holds checkpoints but no "
+                       "config.json, so their experiment is unknown. Use a new "
+                       "--output_dir (or put the run's config.json back).")
+    try:
+        with open(path) as f:
+            old = experiment_of(json.load(f))
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+        raise RunError(f"{path} is corrupt ({e}); put the run's config.json back or use "
+                       "a new --output_dir.") from e
+    new = config.experiment(train_sha256)
+    if "train_data_sha256" not in old:  # written before data fingerprints existed
+        old["train_data_sha256"] = new["train_data_sha256"]
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if diff:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in diff[:5])
         raise RunError(f"--output_dir {config.output_dir} holds a different experiment "
                        f"({details}). Use a new --output_dir.")
-
-
-def _git_commit() -> str:
-    try:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        return subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"
-    except Exception:  # noqa: BLE001 - no git is fine
-        return "unknown"
-
-
-class _SaveEachEpoch(keras.callbacks.Callback):
-    def __init__(self, manager: tf.train.CheckpointManager, epoch: tf.Variable):
-        super().__init__()
-        self.manager, self.epoch = manager, epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
-
-
-def _fit_multi_worker(trainer, strategy, ds, config, start, steps_per_epoch, manager, epoch):
-    """Our own loop over `trainer.train_step` for MultiWorkerMirroredStrategy.
-
-    Keras 3's `fit` fails under that strategy ("Attempt to convert a value (PerReplica
-    ...)", keras-team/keras#20585); the train step itself is strategy-agnostic, so we
-    run it with `strategy.run` and save a checkpoint per epoch as `fit` would.
-    """
-    iterator = iter(strategy.experimental_distribute_dataset(ds))
-
-    @tf.function
-    def step():
-        logs = strategy.run(trainer.train_step, args=(next(iterator),))
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
-
-    history = {}
-    for e in range(start, config.epochs):
-        t0 = time.time()
-        for _ in range(steps_per_epoch):
-            logs = step()
-        logs = {k: float(v) for k, v in logs.items()}
-        for k, v in logs.items():
-            history.setdefault(k, []).append(v)
-        print(f"Epoch {e + 1}/{config.epochs} - {time.time() - t0:.0f}s - "
-              + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())), flush=True)
-        for m in trainer.metrics:
-            m.reset_state()
-        epoch.assign(e + 1)
-        manager.save(checkpoint_number=e + 1)
-    return history
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -132,35 +133,9 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.Adam(lr)
 
 
-def train(config: TrainConfig, *, verbose="auto") -> dict:
-    """Runs (or resumes) a training run; returns the summary also written to summary.json."""
-    if config.deterministic:
-        # Bit-exact reruns and resumption. Measured on the 2-core CPU: oneDNN kernels
-        # (switched off by main.py before TF loads) and concurrent execution of
-        # independent ops in the adversarial train step both changed weights by ~1e-3
-        # between identical runs (the attacks' sign / top-k / argmax amplify float
-        # reordering); op determinism plus one inter-op thread made 4 of 4 pairs equal.
-        tf.config.experimental.enable_op_determinism()
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    strategy = make_strategy(config.strategy)
-    config = dataclasses.replace(config, output_dir=worker_dir(strategy, config.output_dir))
-    os.makedirs(config.output_dir, exist_ok=True)
-    _check_output_dir(config)
-    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        f.write(config.to_json())
-    with open(os.path.join(config.output_dir, "flags.txt"), "w") as f:
-        for k, v in json.loads(config.to_json()).items():
-            if v is not None:
-                v = ",".join(map(str, v)) if isinstance(v, list) else v
-                f.write(f"--{k}={v}\n")
-        f.write(f"# git commit: {_git_commit()}\n")
-
-    keras.utils.set_random_seed(config.seed)
-    x_train, y_train = data.load_arrays(config.dataset, config.train_split, config.data_dir)
-    x_eval, y_eval = data.load_arrays(config.dataset, config.eval_split, config.data_dir)
-    steps_per_epoch = config.steps_per_epoch or len(x_train) // config.batch_size
+def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int) -> Parts:
+    """Model, optimizer (built, so that its slots exist before a restore), trainer."""
     info = data.DATASETS[config.dataset]
-
     with strategy.scope():
         model = build_model(config.model, info["shape"], info["classes"])
         optimizer = _optimizer(config, steps_per_epoch)
@@ -173,62 +148,173 @@ def train(config: TrainConfig, *, verbose="auto") -> dict:
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch,
                                      norm_error=trainer.norm_error)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(config.output_dir, "checkpoints"), max_to_keep=2)
-    if manager.latest_checkpoint:
+    return Parts(model, optimizer, trainer, epoch, checkpoint)
+
+
+def restore(config: TrainConfig, parts: Parts, log: Callable[[str], None] = print) -> int:
+    """Restores the newest usable checkpoint (or `--init_from`); returns the start epoch."""
+    folder = os.path.join(config.output_dir, "checkpoints")
+    try:
+        found = checkpoints.restore_newest(parts.checkpoint, folder, log=log)
+    except checkpoints.RestoreError as e:
+        raise RunError(str(e)) from e
+    if found is None and config.init_from:
         try:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        except Exception as e:  # noqa: BLE001 - any failure means an unusable checkpoint
-            raise RunError(f"Checkpoint {manager.latest_checkpoint} cannot be restored "
-                           f"({type(e).__name__}: {str(e)[:200]}). Delete it to fall back "
-                           "to the previous one, or use a new --output_dir.") from e
-    elif config.init_from:
-        try:
-            load_weights_into(model, config.init_from)
+            load_weights_into(parts.model, config.init_from)
         except ValueError as e:
             raise RunError(str(e)) from e
-        print(f"Fine-tuning from {config.init_from}.")
-    start = int(epoch.numpy())
+        log(f"Fine-tuning from {config.init_from}.")
+    start = int(parts.epoch.numpy())
     if start:
-        print(f"Resuming {config.output_dir} from epoch {start} "
-              f"(optimizer step {int(optimizer.iterations.numpy())}).")
-    t0 = time.time()
+        log(f"Resuming {config.output_dir} from epoch {start} "
+            f"(optimizer step {int(parts.optimizer.iterations.numpy())}).")
+    return start
+
+
+def _write_atomically(path: str, text: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def write_run_files(config: TrainConfig, train_sha256: str, start: int) -> None:
+    """config.json (with the data fingerprint), flags.txt (resolved flags + git commit);
+    on resumption, drops history.csv rows of epochs the restored checkpoint had not
+    reached (they are trained again)."""
+    os.makedirs(config.output_dir, exist_ok=True)
+    saved = {**json.loads(config.to_json()), "train_data_sha256": train_sha256}
+    _write_atomically(os.path.join(config.output_dir, "config.json"),
+                      json.dumps(saved, indent=2, sort_keys=True))
+    lines = []
+    for k, v in json.loads(config.to_json()).items():
+        if v is not None:
+            v = ",".join(map(str, v)) if isinstance(v, list) else v
+            lines.append(f"--{k}={v}\n")
+    lines.append(f"# git commit: {fingerprints.git_commit()}\n")
+    _write_atomically(os.path.join(config.output_dir, "flags.txt"), "".join(lines))
+    history = os.path.join(config.output_dir, "history.csv")
+    if os.path.exists(history):
+        with open(history, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < start]
+        if rows and len(keep) != len(rows):
+            with open(history + ".tmp", "w", newline="") as f:
+                csv.writer(f).writerows(keep)
+            os.replace(history + ".tmp", history)
+
+
+class _SaveEachEpoch(keras.callbacks.Callback):
+    def __init__(self, writer: checkpoints.CheckpointWriter, epoch: tf.Variable):
+        super().__init__()
+        self.writer, self.epoch = writer, epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.writer.save(epoch + 1)
+
+
+def _fit_multi_worker(trainer, strategy, ds, config, start, steps_per_epoch, callbacks):
+    """Our own loop over `trainer.train_step` for MultiWorkerMirroredStrategy.
+
+    Keras 3's `fit` fails under that strategy ("Attempt to convert a value (PerReplica
+    ...)", keras-team/keras#20585); the train step itself is strategy-agnostic, so we
+    run it with `strategy.run` and drive the same callbacks as `fit` (checkpoint, CSV
+    and TensorBoard logs) at the end of every epoch.
+    """
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+
+    @tf.function
+    def step():
+        logs = strategy.run(trainer.train_step, args=(next(iterator),))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+    callbacks = keras.callbacks.CallbackList(callbacks, model=trainer)
     history = {}
-    if start < config.epochs:
-        ds = data.train_dataset(x_train, y_train, batch_size=config.batch_size,
-                                seed=config.seed, start_step=int(optimizer.iterations.numpy()),
-                                augment=config.augment)
-        callbacks = [
-            _SaveEachEpoch(manager, epoch),
-            keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"),
-                                      append=True),
-            keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"),
-                                        update_freq=50),
-        ]
-        if config.strategy == "multi_worker":
-            history = _fit_multi_worker(trainer, strategy, ds, config, start, steps_per_epoch,
-                                        manager, epoch)
-        else:
-            history = trainer.fit(ds, epochs=config.epochs, initial_epoch=start,
-                                  steps_per_epoch=steps_per_epoch, callbacks=callbacks,
-                                  verbose=verbose).history
-    export_dir = export_saved_model(model, os.path.join(config.output_dir, "saved_model"),
-                                    metadata={"dataset": config.dataset,
-                                              "model": config.model,
+    callbacks.on_train_begin()
+    for e in range(start, config.epochs):
+        t0 = time.time()
+        callbacks.on_epoch_begin(e)
+        for _ in range(steps_per_epoch):
+            logs = step()
+        logs = {k: float(v) for k, v in logs.items()}
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        print(f"Epoch {e + 1}/{config.epochs} - {time.time() - t0:.0f}s - "
+              + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())), flush=True)
+        callbacks.on_epoch_end(e, logs)
+        for m in trainer.metrics:
+            m.reset_state()
+    callbacks.on_train_end()
+    return history
+
+
+def fit(config: TrainConfig, strategy: tf.distribute.Strategy, parts: Parts, inputs: Inputs,
+        start: int, *, verbose="auto") -> dict:
+    """Trains from epoch `start` to `config.epochs`; returns the history."""
+    if start >= config.epochs:
+        return {}
+    ds = data.train_dataset(inputs.x_train, inputs.y_train, batch_size=config.batch_size,
+                            seed=config.seed,
+                            start_step=int(parts.optimizer.iterations.numpy()),
+                            augment=config.augment)
+    writer = checkpoints.CheckpointWriter(parts.checkpoint,
+                                          os.path.join(config.output_dir, "checkpoints"),
+                                          keep=config.keep_checkpoints)
+    callbacks = [
+        _SaveEachEpoch(writer, parts.epoch),
+        keras.callbacks.CSVLogger(os.path.join(config.output_dir, "history.csv"),
+                                  append=True),
+        keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"), update_freq=50),
+    ]
+    if config.strategy == "multi_worker":
+        return _fit_multi_worker(parts.trainer, strategy, ds, config, start,
+                                 inputs.steps_per_epoch, callbacks)
+    return parts.trainer.fit(ds, epochs=config.epochs, initial_epoch=start,
+                             steps_per_epoch=inputs.steps_per_epoch, callbacks=callbacks,
+                             shuffle=False, verbose=verbose).history
+
+
+def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history: dict,
+                      seconds: float) -> dict:
+    """Writes saved_model/ and summary.json (clean accuracy of the exported weights)."""
+    export_dir = export_saved_model(parts.model, os.path.join(config.output_dir, "saved_model"),
+                                    metadata={"dataset": config.dataset, "model": config.model,
                                               "adversary": config.adversary})
     # Plain forward passes (Keras' evaluate() fails under MultiWorkerMirroredStrategy).
-    correct = [tf.argmax(model(x_eval[i:i + config.batch_size], training=False), axis=1).numpy()
-               == y_eval[i:i + config.batch_size] for i in range(0, len(x_eval), config.batch_size)]
-    clean_acc = float(np.mean(np.concatenate(correct))) if correct else 0.0
+    b = config.batch_size
+    correct = [tf.argmax(parts.model(inputs.x_eval[i:i + b], training=False), axis=1).numpy()
+               == inputs.y_eval[i:i + b] for i in range(0, len(inputs.x_eval), b)]
     summary = {
         "config": json.loads(config.to_json()),
-        "epochs_done": int(epoch.numpy()),
-        "train_seconds_this_run": round(time.time() - t0, 1),
+        "epochs_done": int(parts.epoch.numpy()),
+        "train_seconds_this_run": round(seconds, 1),
         "last_epoch_metrics": {k: float(v[-1]) for k, v in history.items()},
         "eval_split": config.eval_split,
-        "eval_clean_acc": clean_acc,
+        "eval_clean_acc": float(np.mean(np.concatenate(correct))) if correct else 0.0,
         "saved_model": export_dir,
     }
-    with open(os.path.join(config.output_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+    _write_atomically(os.path.join(config.output_dir, "summary.json"),
+                      json.dumps(summary, indent=2))
     return summary
+
+
+def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, *,
+          verbose="auto", log: Callable[[str], None] = print) -> dict:
+    """Runs (or resumes) a training run; returns the summary also written to summary.json.
+
+    Raises:
+      data.DataError: the data cannot be used.
+      RunError: the output folder or its checkpoints cannot be used.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    config = dataclasses.replace(config, output_dir=worker_dir(strategy, config.output_dir))
+    inputs = load_inputs(config)
+    check_output_dir(config, inputs.train_sha256)
+    if config.init_from and not os.path.exists(config.init_from):
+        raise RunError(f"--init_from {config.init_from}: no such file or folder.")
+    parts = build(config, strategy, inputs.steps_per_epoch)
+    start = restore(config, parts, log)
+    write_run_files(config, inputs.train_sha256, start)
+    t0 = time.time()
+    history = fit(config, strategy, parts, inputs, start, verbose=verbose)
+    return export_and_report(config, parts, inputs, history, time.time() - t0)

@@ -1,10 +1,18 @@
-"""SavedModel export: one `serve` endpoint, float32 images in [0, 1] -> logits."""
+"""SavedModel export, and the one loader of models: a SavedModel or a training-run folder.
 
+Export: one `serve` endpoint, float32 images in [0, 1] -> logits, `msd_tf.json` beside it.
+Loading runs the SavedModel's graph: a SavedModel is a program, load only trusted ones.
+"""
+
+import dataclasses
 import json
 import os
+from typing import Callable
 
 import keras
 import tensorflow as tf
+
+from msd_tf import fingerprints
 
 
 def export_saved_model(model: keras.Model, path: str, *, metadata: dict | None = None) -> str:
@@ -37,22 +45,57 @@ def model_name(path: str) -> str:
     return name or "model"
 
 
+class ModelLoadError(ValueError):
+    """A model folder cannot be used; the message names it and says what to do."""
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A model ready for attacks, and what identifies it.
+
+    Attributes:
+      logits_fn: float32 images in [0, 1], batch first -> logits.
+      metadata: `msd_tf.json` of a SavedModel, or dataset / model of a run folder.
+      fingerprint: SHA-256 of the content that defines the model (a SavedModel's graph
+        and variables, or a run's model settings and restored checkpoint files).
+      source: what was loaded ("SavedModel" or the checkpoint prefix).
+    """
+
+    path: str
+    logits_fn: Callable
+    metadata: dict
+    fingerprint: str
+    source: str
+
+
+def _short(e: BaseException) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
+
+
 def load_logits_fn(path: str):
     """Loads an exported SavedModel; returns `(logits_fn, metadata)`.
 
     Raises:
-      ValueError: `path` is not a SavedModel with a `serve` endpoint.
+      ModelLoadError: `path` is not a loadable SavedModel with a `serve` endpoint.
     """
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ValueError(f"{path} is not a SavedModel folder (no saved_model.pb).")
-    loaded = tf.saved_model.load(path)
+        raise ModelLoadError(f"{path} is not a SavedModel folder (no saved_model.pb).")
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt files, wrong format
+        raise ModelLoadError(f"{path}: the SavedModel cannot be loaded ({_short(e)}); it is "
+                             "truncated or corrupt: export it again.") from e
     if not hasattr(loaded, "serve"):
-        raise ValueError(f"SavedModel {path} has no `serve` endpoint.")
+        raise ModelLoadError(f"SavedModel {path} has no `serve` endpoint; export it with "
+                             "msd_tf.export.export_saved_model.")
     meta = {}
     meta_path = os.path.join(path, "msd_tf.json")
     if os.path.exists(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
+        try:
+            with open(meta_path) as f:
+                meta = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelLoadError(f"{meta_path} is corrupt ({e}); export the model again.") from e
     serve = loaded.serve
 
     def logits_fn(x):
@@ -62,15 +105,72 @@ def load_logits_fn(path: str):
     return logits_fn, meta
 
 
+def _read_run_config(path: str) -> dict:
+    config_path = os.path.join(path, "config.json")
+    try:
+        with open(config_path) as f:
+            cfg = json.load(f)
+        cfg["dataset"], cfg["model"]  # noqa: B018 - both must be present
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise ModelLoadError(f"{config_path} is missing or corrupt ({_short(e)}); a training "
+                             "run folder needs the config.json its run wrote.") from e
+    return cfg
+
+
+def load_model(path: str) -> LoadedModel:
+    """Loads a SavedModel folder, or a training-run folder (its newest checkpoint that
+    restores), for evaluation. A SavedModel is a program: load only trusted ones.
+
+    Raises:
+      ModelLoadError: neither, or unreadable (the message says what to do).
+    """
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        fingerprint = fingerprints.of_saved_model(path)
+        logits_fn, meta = load_logits_fn(path)
+        return LoadedModel(path, logits_fn, meta, fingerprint, "SavedModel")
+    if os.path.isfile(os.path.join(path, "config.json")):
+        from msd_tf import checkpoints, data
+        from msd_tf.models import build_model
+
+        cfg = _read_run_config(path)
+        info = data.DATASETS.get(cfg["dataset"])
+        if info is None:
+            raise ModelLoadError(f"{path}: config.json names an unknown dataset "
+                                 f"{cfg['dataset']!r}.")
+        model = build_model(cfg["model"], info["shape"], info["classes"])
+        folder = os.path.join(path, "checkpoints")
+        try:
+            found = checkpoints.restore_newest(tf.train.Checkpoint(model=model), folder,
+                                               partial=True, move_failed=False)
+        except checkpoints.RestoreError as e:
+            raise ModelLoadError(f"{path}: {e}") from e
+        if found is None:
+            raise ModelLoadError(f"{path}: a training run without checkpoints; train it "
+                                 "first (python -m msd_tf.main ...).")
+        meta = {"dataset": cfg["dataset"], "model": cfg["model"],
+                "num_classes": info["classes"], "input_shape": list(info["shape"]),
+                "adversary": cfg.get("adversary")}
+        fingerprint = fingerprints.of_json({"dataset": cfg["dataset"], "model": cfg["model"],
+                                            "checkpoint": fingerprints.of_checkpoint(found[1])})
+        return LoadedModel(path, lambda x: model(x, training=False), meta, fingerprint,
+                           found[1])
+    raise ModelLoadError(f"{path} is neither a SavedModel folder (saved_model.pb) nor a "
+                         "training run folder (config.json + checkpoints/).")
+
+
 def load_weights_into(model: keras.Model, path: str) -> None:
     """Copies weights into `model` from a SavedModel (matched by weight path and shape)
-    or from a training-run folder (its latest checkpoint), for fine-tuning.
+    or from a training-run folder (its newest checkpoint that restores), for fine-tuning.
 
     Raises:
       ValueError: `path` is neither, or a weight is missing or has another shape.
     """
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        loaded = tf.saved_model.load(path)
+        try:
+            loaded = tf.saved_model.load(path)
+        except Exception as e:  # noqa: BLE001 - truncated or corrupt files
+            raise ModelLoadError(f"--init_from {path}: the SavedModel cannot be loaded "
+                                 f"({_short(e)}).") from e
         by_name = {v.name.rsplit(":", 1)[0]: v for v in loaded.variables}
         for w in model.weights:
             src = by_name.get(w.path)
@@ -80,13 +180,15 @@ def load_weights_into(model: keras.Model, path: str) -> None:
                                  f"not found or of another shape ({got}).")
             w.assign(src)
         return
-    latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
-    if latest is None:
+    from msd_tf import checkpoints
+
+    try:
+        found = checkpoints.restore_newest(tf.train.Checkpoint(model=model),
+                                           os.path.join(path, "checkpoints"), partial=True,
+                                           move_failed=False)
+    except checkpoints.RestoreError as e:
+        raise ValueError(f"--init_from {path}: its checkpoints do not fit this model ({e}).") \
+            from e
+    if found is None:
         raise ValueError(f"--init_from {path}: neither a SavedModel (saved_model.pb) nor a "
                          "training run with checkpoints.")
-    try:
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial() \
-            .assert_existing_objects_matched()
-    except AssertionError as e:
-        raise ValueError(f"--init_from {path}: its checkpoint does not fit this model "
-                         f"({str(e)[:200]}).") from e

@@ -1,21 +1,17 @@
-"""Shared absl flags for the entry points, and `to_config()`.
+"""The training flags (`python -m msd_tf.main`), and `to_config()`.
 
-Imported only by entry points (`msd_tf.main`); library code takes `TrainConfig`.
+Imported only by the training entry point; library code takes `TrainConfig`. The
+flags shared with the evaluation live in `msd_tf.common_flags`.
 """
 
 from absl import flags
 
-from msd_tf import data
+from msd_tf import common_flags as common
 from msd_tf.adversaries import ADVERSARIES
 from msd_tf.config import OPTIMIZERS, STRATEGIES, TrainConfig
 from msd_tf.models import MODELS
 
-_DATASET = flags.DEFINE_enum("dataset", "mnist", sorted(data.DATASETS), "Data set.")
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Offline data: a folder of IDX files, the CIFAR-10 python batches, "
-    "or an .npz. Unset: download through tensorflow-datasets.")
 _TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "e.g. train, test[1000:].")
-_EVAL_SPLIT = flags.DEFINE_string("eval_split", "test[:1000]", "Split for the final summary.")
 _MODEL = flags.DEFINE_enum("model", "mnist_cnn", sorted(MODELS), "Architecture.")
 _ADVERSARY = flags.DEFINE_enum("adversary", "msd", list(ADVERSARIES), "Training adversary.")
 _NORMS = flags.DEFINE_list("norms", ["linf", "l2", "l1"],
@@ -52,15 +48,14 @@ _STEPS_PER_EPOCH = flags.DEFINE_integer(
     "steps_per_epoch", 0, "Steps per epoch; 0: one pass over the training split.",
     lower_bound=0)
 _AUGMENT = flags.DEFINE_bool("augment", False, "Random crop (pad 4) and flip (CIFAR).")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of weights, data order and attacks.")
 _STRATEGY = flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
                               "default, mirrored (local GPUs) or multi_worker (TF_CONFIG).")
 _JIT = flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
-_DETERMINISTIC = flags.DEFINE_bool(
-    "deterministic", True, "TF op determinism: bit-exact reruns and resumption.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Fine-tune: start from this SavedModel or training-run folder.")
-_OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/default", "Where the run writes.")
+_KEEP_CHECKPOINTS = flags.DEFINE_integer(
+    "keep_checkpoints", 2, "Newest epoch checkpoints kept (older ones are deleted after "
+    "a newer one is saved); 0 keeps all.", lower_bound=0)
 
 
 def _positive(name):
@@ -83,8 +78,9 @@ def _floats(name, values):
 def to_config() -> TrainConfig:
     """Reads the parsed flags into a validated `TrainConfig`."""
     return TrainConfig(
-        dataset=_DATASET.value, data_dir=_DATA_DIR.value, train_split=_TRAIN_SPLIT.value,
-        eval_split=_EVAL_SPLIT.value, model=_MODEL.value, adversary=_ADVERSARY.value,
+        dataset=common.DATASET.value, data_dir=common.DATA_DIR.value,
+        train_split=_TRAIN_SPLIT.value,
+        eval_split=common.EVAL_SPLIT.value, model=_MODEL.value, adversary=_ADVERSARY.value,
         norms=tuple(_NORMS.value),
         linf_eps=_LINF_EPS.value, linf_alpha=_LINF_ALPHA.value, linf_steps=_LINF_STEPS.value,
         l2_eps=_L2_EPS.value, l2_alpha=_L2_ALPHA.value, l2_steps=_L2_STEPS.value,
@@ -96,6 +92,7 @@ def to_config() -> TrainConfig:
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value,
         batch_size=_BATCH_SIZE.value, steps_per_epoch=_STEPS_PER_EPOCH.value,
-        augment=_AUGMENT.value, seed=_SEED.value, strategy=_STRATEGY.value,
-        jit_compile=_JIT.value, deterministic=_DETERMINISTIC.value,
-        init_from=_INIT_FROM.value, output_dir=_OUTPUT_DIR.value)
+        augment=_AUGMENT.value, seed=common.SEED.value, strategy=_STRATEGY.value,
+        jit_compile=_JIT.value, deterministic=common.DETERMINISTIC.value,
+        init_from=_INIT_FROM.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
+        output_dir=common.OUTPUT_DIR.value)

@@ -1,6 +1,8 @@
-"""`python -m msd_tf.main --flagfile=flags/mnist/msd.cfg [--flag=value ...]`.
+"""`python -m msd_tf.main --flagfile=flags/mnist/msd.cfg [--flag=value ...]`
+(installed: `msd-tf-train ...`).
 
-Flags -> TrainConfig -> strategy -> fit (resumable) -> SavedModel + summary.json.
+Flags -> TrainConfig -> process settings and strategy -> experiment.train (resumable)
+-> SavedModel + summary.json. Bad input ends in one `error:` line, exit code 2.
 
 Determinism is decided before TensorFlow is imported: with `--deterministic` (the
 default) oneDNN's CPU kernels, which reorder float sums between runs, are switched
@@ -13,46 +15,70 @@ import os
 import sys
 
 from absl import app
-from absl import flags as absl_flags
+
+from msd_tf import cli
 
 
-def _wants_determinism(argv) -> bool:
-    """Reads --[no]deterministic (flagfiles included) without importing TensorFlow."""
-    fv = absl_flags.FlagValues()
-    absl_flags.DEFINE_bool("deterministic", True, "", flag_values=fv)
-    try:
-        fv(list(argv), known_only=True)
-    except absl_flags.Error:
-        return True  # the full parse reports the problem
-    return fv.deterministic
+def configure_process(config) -> None:
+    """Process-wide TensorFlow settings of a run: determinism, threads, seeds.
+
+    Measured on the 2-core CPU: oneDNN kernels (switched off by `run` before TF
+    loads) and concurrent execution of independent ops in the adversarial train step
+    both changed weights by ~1e-3 between identical runs (the attacks' sign / top-k /
+    argmax amplify float reordering); op determinism plus one inter-op thread made 4
+    of 4 pairs equal.
+    """
+    import keras
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("WARNING")  # TF's INFO lines would bury our messages
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    keras.utils.set_random_seed(config.seed)
+
+
+def make_strategy(name: str):
+    """default: the current (single-device) strategy; mirrored: all local GPUs (or the
+    logical CPUs); multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
     from msd_tf import data, experiment
     from msd_tf import flags as msd_flags
 
     try:
         config = msd_flags.to_config()
     except ValueError as e:
-        sys.exit(f"error: {e}")
+        cli.fail(str(e))
     print(config.to_json())
+    configure_process(config)
     try:
-        summary = experiment.train(config)
+        summary = experiment.train(config, make_strategy(config.strategy))
     except (data.DataError, experiment.RunError) as e:
-        sys.exit(f"error: {e}")
+        cli.fail(str(e))
     print(f"Clean accuracy on {summary['eval_split']}: {summary['eval_clean_acc']:.4f}; "
           f"SavedModel: {summary['saved_model']}")
 
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if _wants_determinism(sys.argv):
+    if cli.wants_determinism(sys.argv):
         os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     from msd_tf import flags as msd_flags  # noqa: F401 - defines the flags (imports TF)
 
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

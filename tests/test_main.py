@@ -57,30 +57,109 @@ def test_smoke_run_exports_a_model_matching_the_checkpoint(tmp_path, mnist_dir):
     assert acc == pytest.approx(summary["eval_clean_acc"], abs=1e-6)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--l2_eps=0"], "l2_eps"),
-    (["--l1_k1=30"], "l1_k1"),
-    (["--adversary=fgsm"], "adversary"),
-    (["--data_dir=/no/such/folder"], "no such folder"),
-    (["--train_split=test[:10]"], "fewer than batch_size"),
-])
-def test_bad_input_gives_one_clear_error_and_nonzero_exit(tmp_path, args, message):
-    res = _main([*SMOKE, f"--output_dir={tmp_path / 'o'}", *args])
-    assert res.returncode != 0
-    assert message in res.stderr, res.stderr[-1500:]
-    assert "Traceback" not in res.stderr
+def _bad_data_dir(tmp_path, mnist_dir, how):
+    """A copy of the MNIST folder whose images file is truncated or not gzip at all."""
+    import shutil
+
+    folder = tmp_path / f"data_{how}"
+    shutil.copytree(mnist_dir, folder)
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    blob = images.read_bytes()
+    images.write_bytes(blob[: len(blob) // 2] if how == "truncated" else b"plain text" * 100)
+    return folder
+
+
+# (extra flags, text the single error line must contain); every case exits with 2,
+# prints no traceback and writes nothing.
+BAD_INPUTS = {
+    "eps_zero": (["--l2_eps=0"], "l2_eps"),
+    "k1_above_k2": (["--l1_k1=30"], "l1_k1"),
+    "unknown_adversary": (["--adversary=fgsm"], "adversary"),
+    "unknown_flag": (["--no_such_flag=1"], "no_such_flag"),
+    "stray_argument": (["extra"], "unexpected arguments"),
+    "missing_flagfile": (["--flagfile=flags/nope.cfg"], "flagfile flags/nope.cfg not found"),
+    "missing_data_dir": (["--data_dir=/no/such/folder"], "no such folder"),
+    "batch_above_split": (["--train_split=test[:10]"],
+                          "--batch_size=50 is larger than the training split"),
+    "lr_epochs_not_increasing": (["--lr_epochs=0,6,3"], "`lr_epochs` must increase"),
+    "missing_init_from": (["--init_from=/no/such/model"], "--init_from /no/such/model"),
+    "truncated_data_file": ("truncated", "truncated or corrupt"),
+    "not_gzip_data_file": ("not_gzip", "truncated or corrupt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_gives_one_error_line_exit_2_and_writes_nothing(tmp_path, mnist_dir, case):
+    args, message = BAD_INPUTS[case]
+    if isinstance(args, str):
+        args = [f"--data_dir={_bad_data_dir(tmp_path, mnist_dir, args)}"]
+    out = tmp_path / "o"
+    res = _main([*SMOKE, f"--output_dir={out}", *args])
+    assert res.returncode == 2, res.stderr[-1500:]
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], res.stderr[-1500:]
+    assert "Traceback" not in res.stderr and "FATAL" not in res.stderr
+    assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
+
+
+def test_a_failed_start_does_not_lock_the_corrected_command(tmp_path, mnist_dir):
+    out = tmp_path / "o"
+    assert _main([*SMOKE, f"--output_dir={out}", "--data_dir=/nonexistent"]).returncode == 2
+    assert _main([*SMOKE, f"--output_dir={out}", "--lr_epochs=0,6,3"]).returncode == 2
+    # A config.json without any checkpoint (a run killed before its first epoch ended)
+    # does not make the folder an experiment either.
+    out.mkdir(exist_ok=True)
+    (out / "config.json").write_text(json.dumps({"adversary": "max", "linf_eps": 0.1}))
+    res = _main([*SMOKE, f"--output_dir={out}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((out / "config.json").read_text())["adversary"] == "msd"
 
 
 def test_output_dir_of_another_experiment_is_refused(tmp_path, mnist_dir):
     out = tmp_path / "o"
     assert _main([*SMOKE, f"--output_dir={out}"]).returncode == 0
     res = _main([*SMOKE, f"--output_dir={out}", "--linf_eps=0.1"])
-    assert res.returncode != 0 and "different experiment" in res.stderr
+    assert res.returncode == 2 and "different experiment" in res.stderr
+    # The same data by an absolute path is the same experiment: it resumes.
+    res = _main([*SMOKE, f"--output_dir={out}", f"--data_dir={mnist_dir.resolve()}",
+                 "--epochs=2"])
+    assert res.returncode == 0 and "from epoch 1" in res.stdout, res.stderr[-1500:]
+    # Every checkpoint corrupt: one error line that says what to do; nothing touched.
     ckpt = out / "checkpoints"
-    for f in ckpt.glob("ckpt-1.data*"):
+    for f in ckpt.glob("ckpt-*.data*"):
         f.write_bytes(b"garbage")
-    res = _main([*SMOKE, f"--output_dir={out}", "--epochs=2"])
-    assert res.returncode != 0 and "cannot be restored" in res.stderr, res.stderr[-1500:]
+    before = sorted((p.name, p.read_bytes()) for p in ckpt.iterdir())
+    res = _main([*SMOKE, f"--output_dir={out}", "--epochs=3"])
+    assert res.returncode == 2 and "none of the 2 checkpoint(s)" in res.stderr, \
+        res.stderr[-1500:]
+    assert "mv " in res.stderr and "Traceback" not in res.stderr
+    assert sorted((p.name, p.read_bytes()) for p in ckpt.iterdir()) == before
+
+
+def test_recovery_from_a_corrupt_newest_checkpoint_and_a_lost_index(tmp_path, mnist_dir):
+    out = tmp_path / "o"
+    assert _main([*SMOKE, f"--output_dir={out}", "--epochs=2"]).returncode == 0
+    ckpt = out / "checkpoints"
+    # Index file lost: the checkpoints are found from their files (before: epoch 1
+    # again, over the saved checkpoints, exit code 0).
+    (ckpt / "checkpoint").unlink()
+    res = _main([*SMOKE, f"--output_dir={out}", "--epochs=3"])
+    assert res.returncode == 0 and "from epoch 2" in res.stdout, res.stdout[-1500:]
+    # Newest checkpoint corrupt and the index garbage: recover from the one before,
+    # say so, keep the corrupt files aside.
+    newest = next(ckpt.glob("ckpt-3.data*"))
+    newest.write_bytes(b"garbage")
+    (ckpt / "checkpoint").write_text("garbage")
+    res = _main([*SMOKE, f"--output_dir={out}", "--epochs=4"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "Recovered from" in res.stdout and "ckpt-2" in res.stdout
+    assert "from epoch 2" in res.stdout
+    moved = list((ckpt / "corrupt").rglob("ckpt-3.data*"))
+    assert len(moved) == 1 and moved[0].read_bytes() == b"garbage"
+    assert [p.name for p in sorted(ckpt.glob("ckpt-*.index"))] == ["ckpt-3.index",
+                                                                   "ckpt-4.index"]
+    history = (out / "history.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in history[1:]] == ["0", "1", "2", "3"]
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path, mnist_dir):

@@ -1,0 +1,104 @@
+"""What every command-line entry point shares: flagfile lookup, flag parsing that ends
+in one `error:` line, and the exit code for bad input.
+
+Flagfiles: `--flagfile=flags/mnist/msd.cfg` is read relative to the current folder
+when it exists there; otherwise from the flagfiles shipped with the package (the
+repository's `flags/` in a checkout, `msd_tf/flagfiles/` in an installed wheel), so
+the documented commands work from any folder. Nested `--flagfile=` lines resolve the
+same way. Flags keep absl's order: the last value wins.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+BAD_INPUT = 2  # exit code of every `error:` line
+
+
+def fail(message: str) -> None:
+    """Prints `error: message` on stderr and exits with `BAD_INPUT`."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    sys.exit(BAD_INPUT)
+
+
+def flag_roots() -> list[str]:
+    """Folders holding the shipped flagfiles (installed package first)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(package, "flagfiles"), os.path.join(os.path.dirname(package), "flags")]
+
+
+def resolve_flagfile(path: str) -> str:
+    """`path` if it exists, else the shipped flagfile of that name.
+
+    Raises:
+      FileNotFoundError: neither exists (the message names both places looked in).
+    """
+    if os.path.isfile(path):
+        return path
+    rel = os.path.normpath(path)
+    rel = rel[len("flags" + os.sep):] if rel.startswith("flags" + os.sep) else rel
+    for root in flag_roots():
+        candidate = os.path.join(root, rel)
+        if not os.path.isabs(path) and os.path.isfile(candidate):
+            return candidate
+    raise FileNotFoundError(f"flagfile {path} not found (looked in {os.getcwd()} and in the "
+                            f"shipped flagfiles {flag_roots()[0]} / {flag_roots()[1]}).")
+
+
+def _flagfile_lines(path: str, seen: tuple[str, ...]) -> list[str]:
+    path = resolve_flagfile(path)
+    key = os.path.realpath(path)
+    if key in seen:
+        raise ValueError(f"flagfile {path} includes itself (through {' -> '.join(seen)}).")
+    out = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith(("#", "//")):
+                continue
+            out += expand_flagfiles([line], seen + (key,))
+    return out
+
+
+def expand_flagfiles(argv: list[str], seen: tuple[str, ...] = ()) -> list[str]:
+    """Replaces every `--flagfile=F` (or `--flagfile F`) by the lines of F, recursively."""
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith(("--flagfile=", "-flagfile=")):
+            out += _flagfile_lines(arg.split("=", 1)[1], seen)
+        elif arg in ("--flagfile", "-flagfile") and i + 1 < len(argv):
+            out += _flagfile_lines(argv[i + 1], seen)
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    return out
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """`app.run`'s `flags_parser`: absl parsing, but bad flags end in one `error:` line
+    (exit code 2) instead of absl's "FATAL Flags parsing error" block."""
+    try:
+        expanded = [argv[0], *expand_flagfiles(list(argv[1:]))]
+        rest = flags.FLAGS(expanded)
+    except (flags.Error, OSError, ValueError) as e:
+        fail(f"{e}. See --helpshort for the flags.")
+    if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)  # library INFO lines would bury ours
+    return rest
+
+
+def wants_determinism(argv: list[str]) -> bool:
+    """Reads --[no]deterministic (flagfiles included) before TensorFlow is imported, so
+    that oneDNN can be switched off in time (TF_ENABLE_ONEDNN_OPTS=0)."""
+    fv = flags.FlagValues()
+    flags.DEFINE_bool("deterministic", True, "", flag_values=fv)
+    try:
+        fv([argv[0], *expand_flagfiles(list(argv[1:]))], known_only=True)
+    except (flags.Error, OSError, ValueError):
+        return True  # the full parse reports the problem
+    return fv.deterministic
