@@ -1,10 +1,17 @@
-"""`python -m msd_tf.evaluate --models=runs/mnist/msd/saved_model[,...] [--flagfile=...]`.
+"""`python -m msd_tf.evaluate --models=runs/mnist/msd/saved_model[,...] [--flagfile=...]`
+(installed: `msd-tf-evaluate ...`).
 
-Runs the paper's attack suite (PAPER_NOTES section 7) on SavedModels (or training-run
-folders, whose latest checkpoint is loaded) and writes, in `--output_dir`: results.md
-(laid out like Table 3, one column per model), results.json, results.csv, one
-per-example npz per model, accuracy-against-radius plots (curves.png) and a grid of
-clean and adversarial examples per model. Killed and started again, it resumes.
+Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong` adds APGD) on
+SavedModels (or training-run folders, whose newest checkpoint that restores is
+loaded) and writes, in `--output_dir`: results.md (laid out like Table 3, one column
+per model), results.json (numbers and provenance), results.csv, one per-example npz
+per model, accuracy-against-radius plots (curves.png) and a grid of clean and
+adversarial examples per model. Results are cached by content (model, data, attack,
+seed, code) and every random source is seeded, so a killed evaluation resumes and
+identical commands give identical results. `--corruptions` reports CIFAR-10-C
+accuracy instead (Table 7).
+
+A SavedModel is a program: loading one runs its graph. Evaluate only models you trust.
 """
 
 import json
@@ -13,7 +20,8 @@ import sys
 
 from absl import app, flags
 
-from msd_tf import flags as msd_flags  # noqa: F401 - shared flags: dataset, data_dir, ...
+from msd_tf import cli
+from msd_tf import common_flags as common
 
 _MODELS = flags.DEFINE_list("models", None, "SavedModel folders or training-run folders.")
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 1000, "First N examples of the split.",
@@ -28,6 +36,10 @@ _EVAL_EPS = {n: flags.DEFINE_float(f"eval_{n}_eps", None, f"{n} radius (default:
              for n in ("linf", "l2", "l1")}
 _EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 100, "Examples per attack batch.",
                                    lower_bound=1)
+_CORRUPTIONS = flags.DEFINE_enum(
+    "corruptions", "none", ["none", "standard", "all"],
+    "CIFAR-10-C accuracy instead of attacks (Table 7): the standard 15 corruptions or all "
+    "19, every severity (tensorflow-datasets cifar10_corrupted).")
 
 for _n in ("linf", "l2", "l1"):
     flags.register_validator(f"eval_{_n}_eps", lambda v: v is None or v > 0,
@@ -36,32 +48,6 @@ for _n in ("linf", "l2", "l1"):
 
 class EvalError(ValueError):
     """Bad input to the evaluation; the message says which."""
-
-
-def load_model(path: str):
-    """A logits callable and its metadata from a SavedModel or a training-run folder."""
-    from msd_tf.export import load_logits_fn
-
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return load_logits_fn(path)
-    config_path = os.path.join(path, "config.json")
-    if os.path.isfile(config_path):
-        import tensorflow as tf
-
-        from msd_tf import data
-        from msd_tf.models import build_model
-
-        with open(config_path) as f:
-            cfg = json.load(f)
-        info = data.DATASETS[cfg["dataset"]]
-        model = build_model(cfg["model"], info["shape"], info["classes"])
-        latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
-        if latest is None:
-            raise EvalError(f"{path}: a training run without checkpoints.")
-        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-        return (lambda x: model(x, training=False)), {"num_classes": info["classes"]}
-    raise EvalError(f"{path} is neither a SavedModel folder (saved_model.pb) nor a training "
-                    "run folder (config.json + checkpoints/).")
 
 
 def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps):
@@ -80,13 +66,45 @@ def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: 
     return specs
 
 
+def load_checked(path: str, x, classes: int, dataset: str):
+    """`export.load_model(path)`, checked against the data: input shape and logits.
+
+    Raises:
+      EvalError: unloadable, or it does not map these images to `classes` logits.
+    """
+    import numpy as np
+
+    from msd_tf.export import ModelLoadError, load_model
+
+    try:
+        loaded = load_model(path)
+    except ModelLoadError as e:
+        raise EvalError(str(e)) from e
+    want = loaded.metadata.get("input_shape")
+    if want is not None and tuple(want) != tuple(x.shape[1:]):
+        raise EvalError(f"{path}: the model takes images of shape {tuple(want)} but "
+                        f"--dataset={dataset} has {tuple(x.shape[1:])}; evaluate it on the "
+                        "data set it was trained for.")
+    try:
+        out = np.asarray(loaded.logits_fn(x[:2]))
+    except Exception as e:  # noqa: BLE001 - any failure: the model rejects these inputs
+        first = " ".join(str(e).split())[:160]
+        raise EvalError(f"{path}: the model fails on {dataset} images of shape "
+                        f"{tuple(x.shape[1:])} ({type(e).__name__}: {first}); evaluate it on "
+                        "the data set it was trained for.") from e
+    if out.ndim != 2 or out.shape[1] != classes:
+        raise EvalError(f"{path}: outputs have shape {out.shape}; expected logits "
+                        f"[N, {classes}] for {dataset}.")
+    return loaded
+
+
 def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: int,
              output_dir: str, specs, batch_size: int = 100, seed: int = 0,
-             verbose: bool = True, on_compute=None) -> dict:
+             verbose: bool = True, on_compute=None, suite_name: str = "custom") -> dict:
     """Evaluates every model; writes all report files; returns the summaries."""
     import numpy as np
 
-    from msd_tf import data
+    from msd_tf import data, fingerprints
     from msd_tf.evaluation import checks, report, runner
     from msd_tf.export import model_name
 
@@ -94,43 +112,62 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
     x, y = x[:num_examples], y[:num_examples]
     classes = data.DATASETS[dataset]["classes"]
     os.makedirs(output_dir, exist_ok=True)
-    summaries, curves, warnings = {}, {}, {}
-    names = []
+    code = runner.code_version()
+    summaries, curves, warnings, models = {}, {}, {}, {}
     for path in model_paths:
         name = model_name(path)
-        while name in names:
+        while name in models:
             name += "_"
-        names.append(name)
-        logits_fn, _ = load_model(path)
-        out = np.asarray(logits_fn(x[:2]))
-        if out.ndim != 2 or out.shape[1] != classes:
-            raise EvalError(f"{path}: outputs have shape {out.shape}; expected logits "
-                            f"[N, {classes}] for {dataset}.")
-        warnings[name] = checks.sanity_warnings(logits_fn, x, y)
+        loaded = load_checked(path, x, classes, dataset)
+        models[name] = {"path": path, "abspath": os.path.abspath(path),
+                        "source": loaded.source, "fingerprint": loaded.fingerprint}
+        print(f"Model {name}: {os.path.abspath(path)} ({loaded.source}), "
+              f"sha256 {loaded.fingerprint}", flush=True)
+        warnings[name] = checks.sanity_warnings(loaded.logits_fn, x, y)
         for w in warnings[name]:
-            print(f"WARNING [{name}]: {w}", file=sys.stderr)
+            print(f"WARNING [{name}]: {w}", file=sys.stderr, flush=True)
         clean, records, grid = runner.run_suite(
-            name, logits_fn, x, y, specs, output_dir=output_dir, batch_size=batch_size,
-            seed=seed, verbose=verbose, on_compute=on_compute)
+            name, loaded.fingerprint, loaded.logits_fn, x, y, specs, output_dir=output_dir,
+            batch_size=batch_size, seed=seed, verbose=verbose, on_compute=on_compute,
+            code=code)
         summaries[name] = report.aggregate(clean, records)
         report.save_per_example(os.path.join(output_dir, f"per_example_{name}.npz"),
                                 clean, records)
         for norm, info in summaries[name]["norms"].items():
             radii = np.linspace(0, 2 * info["eps"], 41)
-            curves.setdefault(norm, (radii, info["eps"], {}))[2][name] = \
-                report.accuracy_at_radii(clean, records, norm, radii)
-        report.plot_examples(x[:runner.GRID_EXAMPLES], y[:runner.GRID_EXAMPLES],
-                             _strongest(records, grid),
-                             os.path.join(output_dir, f"examples_{name}.png"))
+            panel = curves.setdefault(norm, {"radii": radii, "eps": info["eps"], "models": {}})
+            panel["models"][name] = {
+                "curve": report.accuracy_at_radii(clean, records, norm, radii,
+                                                  minimization_only=True),
+                "at_eps": info["acc"]}
+        k = runner.GRID_EXAMPLES
+        strongest = _strongest(records, grid)
+        preds = {norm: checks.predict(loaded.logits_fn, imgs) if len(imgs) else imgs[:0]
+                 for norm, (imgs, _, _) in strongest.items()}
+        eps = {norm: info["eps"] for norm, info in summaries[name]["norms"].items()}
+        report.plot_examples(x[:k], y[:k], strongest, os.path.join(output_dir,
+                                                                   f"examples_{name}.png"),
+                             eps=eps, predictions=preds)
     report.plot_curves(curves, os.path.join(output_dir, "curves.png"))
-    extra = {"dataset": dataset, "split": split, "num_examples": len(x),
-             "suite": [s.__dict__ for s in specs], "warnings": warnings, "seed": seed}
+    extra = {
+        "provenance": {
+            "models": models, "dataset": dataset,
+            "data_dir": os.path.abspath(data_dir) if data_dir else None,
+            "split": split, "num_examples": len(x), "data_sha256": fingerprints.of_arrays(x, y),
+            "suite": suite_name, "restarts": sorted({s.restarts for s in specs}),
+            "seed": seed, "attack_seeds": "per (model, attack, batch): "
+            "msd_tf.evaluation.runner.attack_seed(seed, model sha256, attack, batch); "
+            "per restart within it", "batch_size": batch_size,
+            "versions": {k: v for k, v in code.items() if k != "sources"},
+            "code_sha256": code["sources"], "git_commit": fingerprints.git_commit()},
+        "suite": [s.__dict__ for s in specs], "warnings": warnings}
     report.write_reports(summaries, output_dir, extra=extra)
     return summaries
 
 
 def _strongest(records, grid):
-    """Per threat model, the smallest sound adversarial example of each grid image."""
+    """Per threat model, the smallest sound adversarial example of each grid image (at
+    any norm: the grid marks those beyond the radius)."""
     import numpy as np
 
     out = {}
@@ -147,43 +184,65 @@ def _strongest(records, grid):
     return out
 
 
+def _evaluate_corruptions(f, which: str) -> None:
+    import numpy as np
+
+    from msd_tf import data
+    from msd_tf.evaluation import corruptions
+    from msd_tf.export import model_name
+
+    if f.dataset != "cifar10":
+        raise EvalError(f"--corruptions needs --dataset=cifar10 (CIFAR-10-C); got "
+                        f"--dataset={f.dataset}.")
+    x_probe = np.zeros((2, *data.DATASETS["cifar10"]["shape"]), np.float32)
+    models = [(model_name(p), load_checked(p, x_probe, 10, "cifar10").logits_fn)
+              for p in _MODELS.value]
+    names = corruptions.STANDARD if which == "standard" else corruptions.STANDARD + \
+        corruptions.EXTRA
+    corruptions.evaluate_corruptions(models, output_dir=f.output_dir, corruptions=names,
+                                     num_examples=_NUM_EXAMPLES.value)
+    with open(os.path.join(f.output_dir, "corruptions.md")) as fh:
+        print(fh.read())
+
+
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
     from msd_tf import data
 
     f = flags.FLAGS
     if not _MODELS.value:
-        sys.exit("error: --models is required (SavedModel or training-run folders).")
-    eps = {n: h.value for n, h in _EVAL_EPS.items() if h.value is not None}
-    dataset = f.dataset
-    if dataset == "cifar10_corrupted":
-        from msd_tf.evaluation import corruptions
+        cli.fail("--models is required (SavedModel or training-run folders, comma-separated).")
+    import tensorflow as tf
 
-        try:
-            corruptions.evaluate_corruptions(_MODELS.value, output_dir=f.output_dir,
-                                             load_model=load_model,
-                                             num_examples=_NUM_EXAMPLES.value)
-        except (EvalError, data.DataError, ValueError) as e:
-            sys.exit(f"error: {e}")
-        with open(os.path.join(f.output_dir, "corruptions.md")) as fh:
-            print(fh.read())
-        return
+    tf.get_logger().setLevel("WARNING")  # TF's INFO lines would bury our messages
+    if common.DETERMINISTIC.value:
+        tf.config.experimental.enable_op_determinism()
+        tf.config.threading.set_inter_op_parallelism_threads(1)
     try:
-        specs = build_suite(dataset, _ATTACKS.value, restarts=_RESTARTS.value,
+        if _CORRUPTIONS.value != "none":
+            return _evaluate_corruptions(f, _CORRUPTIONS.value)
+        eps = {n: h.value for n, h in _EVAL_EPS.items() if h.value is not None}
+        specs = build_suite(f.dataset, _ATTACKS.value, restarts=_RESTARTS.value,
                             suite_name=_SUITE.value, budget=_BUDGET.value, eps=eps)
-        evaluate(_MODELS.value, dataset=dataset, data_dir=f.data_dir, split=f.eval_split,
+        evaluate(_MODELS.value, dataset=f.dataset, data_dir=f.data_dir, split=f.eval_split,
                  num_examples=_NUM_EXAMPLES.value, output_dir=f.output_dir, specs=specs,
-                 batch_size=_EVAL_BATCH.value, seed=f.seed)
-    except (EvalError, data.DataError, ValueError) as e:
-        sys.exit(f"error: {e}")
+                 batch_size=_EVAL_BATCH.value, seed=f.seed, suite_name=_SUITE.value)
+    except (EvalError, data.DataError) as e:
+        cli.fail(str(e))
     with open(os.path.join(f.output_dir, "results.md")) as fh:
         print(fh.read())
+    with open(os.path.join(f.output_dir, "results.json")) as fh:
+        for name, ws in json.load(fh)["warnings"].items():
+            for w in ws:
+                print(f"WARNING [{name}]: {w}", flush=True)
 
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main)
+    if cli.wants_determinism(sys.argv):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ def test_evaluation_flagfile_builds_its_suite(path):
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["evaluate", f"--flagfile={path.relative_to(ROOT)}", "--models=x"])
     f = flags.FLAGS
-    if f.dataset == "cifar10_corrupted":
+    if f.corruptions != "none":
+        assert f.dataset == "cifar10"
         return
     eps = {n: getattr(f, f"eval_{n}_eps") for n in ("linf", "l2", "l1")
            if getattr(f, f"eval_{n}_eps") is not None}
@@ -93,3 +94,48 @@ def test_evaluation_flagfile_builds_its_suite(path):
     if "tb19" in str(path):
         np.testing.assert_allclose([s.eps for s in specs if s.norm == "linf"], 4 / 255)
         np.testing.assert_allclose([s.eps for s in specs if s.norm == "l1"], 2000 / 255)
+
+
+def _header_commands(path):
+    """The `python -m msd_tf.evaluate ...` commands quoted in a flagfile's header."""
+    commands, current = [], None
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if current is not None:
+            current += " " + text.rstrip("\\").strip()
+            if not text.endswith("\\"):
+                commands.append(current.split())
+                current = None
+        elif text.startswith("python -m msd_tf.evaluate"):
+            current = text.rstrip("\\").strip()
+            if not text.endswith("\\"):
+                commands.append(current.split())
+                current = None
+    return commands
+
+
+@pytest.mark.parametrize("name", ["quickstart_offline.cfg", "mnist/eval.cfg"])
+def test_offline_evaluation_commands_in_headers_run_as_written(name, tmp_path, mnist_dir):
+    # The command as quoted, with only the model replaced by a tiny one and the attack
+    # budget cut: its data flags must work offline.
+    import subprocess
+    import sys
+
+    from msd_tf.export import export_saved_model
+    from tests.attacks.helpers import small_cnn
+
+    [command] = [c for c in _header_commands(ROOT / "flags" / name)
+                 if any(a.startswith("--data_dir=") for a in c)]
+    assert command[:3] == ["python", "-m", "msd_tf.evaluate"]
+    model = export_saved_model(small_cnn(seed=0), str(tmp_path / "m" / "saved_model"))
+    args = [a for a in command[3:] if not a.startswith(("--models=", "--output_dir="))]
+    assert any(a.startswith("--models=") for a in command), "the command names its models"
+    res = subprocess.run(
+        [sys.executable, "-m", "msd_tf.evaluate", *args, f"--models={model}",
+         f"--output_dir={tmp_path / 'o'}", "--num_examples=4", "--budget=fast",
+         "--restarts=1", "--attacks=pgd_linf,pgd_l1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "o" / "results.md").exists()

@@ -7,7 +7,6 @@ import os
 import numpy as np
 
 from msd_tf.evaluation.checks import predict
-from msd_tf.export import model_name
 
 # tensorflow-datasets' cifar10_corrupted configurations. The first 15 are the
 # benchmark's standard set; the last 4 are its "extra" corruptions.
@@ -53,12 +52,11 @@ def corruption_accuracy(logits_fn, *, loader=load_corrupted, corruptions=STANDAR
             "mean_all": float(np.mean(list(per_corruption.values())))}
 
 
-def evaluate_corruptions(model_paths, *, output_dir: str, load_model, **kwargs) -> dict:
-    """Runs `corruption_accuracy` for every model; writes corruptions.json and .md."""
+def evaluate_corruptions(models, *, output_dir: str, **kwargs) -> dict:
+    """Runs `corruption_accuracy` for every `(name, logits_fn)` of `models`; writes
+    corruptions.json and corruptions.md."""
     results = {}
-    for path in model_paths:
-        name = model_name(path)
-        logits_fn, _ = load_model(path)
+    for name, logits_fn in models:
         results[name] = corruption_accuracy(logits_fn, **kwargs)
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "corruptions.json"), "w") as f:

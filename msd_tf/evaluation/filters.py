@@ -15,10 +15,12 @@ def first_conv_kernel(path: str) -> np.ndarray:
         variables = tf.saved_model.load(path).variables
         kernels = [v.numpy() for v in variables if len(v.shape) == 4 and v.shape[0] == 5]
     else:
-        latest = tf.train.latest_checkpoint(os.path.join(path, "checkpoints"))
-        if latest is None:
+        from msd_tf.checkpoints import list_checkpoints
+
+        found = list_checkpoints(os.path.join(path, "checkpoints"))
+        if not found:
             raise ValueError(f"{path}: neither a SavedModel nor a run with checkpoints.")
-        reader = tf.train.load_checkpoint(latest)
+        reader = tf.train.load_checkpoint(found[0][1])
         shapes = reader.get_variable_to_shape_map()
         names = sorted(k for k, s in shapes.items() if len(s) == 4 and s[0] == 5
                        and "optimizer" not in k)

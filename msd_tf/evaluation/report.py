@@ -70,14 +70,17 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
     return out
 
 
-def accuracy_at_radii(clean: np.ndarray, records: dict, norm: str, radii) -> np.ndarray:
+def accuracy_at_radii(clean: np.ndarray, records: dict, norm: str, radii, *,
+                      minimization_only: bool = False) -> np.ndarray:
     """Robust accuracy against the attacks of `norm` at each radius, from recorded norms.
 
-    An example counts as broken at radius r if any attack of that norm found a sound
-    adversarial example of norm <= r. Beyond a fixed-radius attack's own radius only
-    the minimization attacks inform the curve.
+    An example counts as broken at radius r if an attack of that norm found a sound
+    adversarial example of norm <= r. A fixed-radius attack searched at its own radius
+    only, so at other radii its norms are no measurement: `minimization_only=True`
+    uses the minimization attacks alone (a measurement at every radius).
     """
-    norms = [rec["norms"] for rec in records.values() if rec["spec"].norm == norm]
+    norms = [rec["norms"] for rec in records.values() if rec["spec"].norm == norm
+             and (rec["spec"].minimizes or not minimization_only)]
     if not norms:
         return np.full(len(radii), np.nan)
     smallest = np.min(np.stack(norms), axis=0)
@@ -108,7 +111,8 @@ def write_reports(summaries: dict, output_dir: str, *, extra: dict | None = None
 
     Args:
       summaries: model name -> `aggregate` output (same suite for every model).
-      extra: more JSON fields (flags used, warnings).
+      extra: more JSON fields (provenance, warnings). `extra["warnings"]` (model ->
+        list of `checks.sanity_warnings`) also opens results.md, one line each.
 
     Returns:
       The paths written.
@@ -117,8 +121,11 @@ def write_reports(summaries: dict, output_dir: str, *, extra: dict | None = None
     models = list(summaries)
     rows = _rows(summaries)
     fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    lines = ["| attack (threat model, radius) | " + " | ".join(models) + " |",
-             "|---|" + "---|" * len(models)]
+    lines = [f"> **WARNING [{m}]: {w}** (the numbers below may not be trustworthy)"
+             for m, ws in (extra or {}).get("warnings", {}).items() for w in ws]
+    lines += [""] if lines else []
+    lines += ["| attack (threat model, radius) | " + " | ".join(models) + " |",
+              "|---|" + "---|" * len(models)]
     lines += [f"| {label} | " + " | ".join(fmt(v) for v in values) + " |"
               for label, values in rows]
     n = next(iter(summaries.values()))["n"]
@@ -153,34 +160,70 @@ def save_per_example(path: str, clean: np.ndarray, records: dict) -> None:
     np.savez_compressed(path, **arrays)
 
 
-def plot_curves(curves: dict, path: str) -> None:
-    """curves: norm -> (radii, eps, {model: accuracies}); one panel per norm."""
+def plot_curves(curves: dict, path: str) -> dict:
+    """One panel per norm, drawing only what was measured.
+
+    Args:
+      curves: norm -> {"radii", "eps", "models": model -> {"curve", "at_eps"}}:
+        `curve` is the accuracy against the minimization attacks at every radius (NaN
+        where there are none), `at_eps` the accuracy against all attacks of the norm
+        at its radius (fixed-radius attacks measure only there: one point).
+
+    Returns:
+      (norm, model) -> [(legend label, x data, y data)] of what was drawn.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(curves), figsize=(4.5 * len(curves), 3.6), squeeze=False)
-    for ax, (norm, (radii, eps, per_model)) in zip(axes[0], curves.items()):
-        for model, acc in per_model.items():
-            ax.plot(radii, 100 * np.asarray(acc), label=model)
-        ax.axvline(eps, color="gray", ls="--", lw=1)
+    drawn = {}
+    for ax, (norm, panel) in zip(axes[0], curves.items()):
+        for i, (model, m) in enumerate(panel["models"].items()):
+            color = f"C{i % 10}"
+            acc = 100 * np.asarray(m["curve"], float)
+            lines = ax.plot([panel["eps"]], [100 * m["at_eps"]], "o", color=color,
+                            label=f"{model}: all attacks at eps (fixed radius)")
+            if np.isfinite(acc).any():
+                lines += ax.plot(panel["radii"], acc, color=color,
+                                 label=f"{model}: minimum-norm attacks (any radius)")
+            drawn[(norm, model)] = [(line.get_label(), np.asarray(line.get_xdata()),
+                                     np.asarray(line.get_ydata())) for line in lines]
+        ax.axvline(panel["eps"], color="gray", ls="--", lw=1)
         ax.set_xlabel(f"{NORM_NAMES[norm]} radius")
         ax.set_ylabel("robust accuracy (%)")
         ax.set_ylim(0, 100)
         ax.set_title(f"{NORM_NAMES[norm]} attacks")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return drawn
 
 
-def plot_examples(x: np.ndarray, y: np.ndarray, adversarial: dict, path: str) -> None:
-    """A grid: each row a clean image, then per threat model the adversarial image and
-    its perturbation magnified to the full gray range (blank where none was found).
+def example_title(norm: str, value: float, eps: float, prediction: int) -> tuple[str, str]:
+    """Title and color of an adversarial example in the grid: its norm against the
+    radius, and its predicted class; red (and ">") when it lies beyond the radius."""
+    from msd_tf.evaluation.checks import RTOL
+
+    beyond = value > eps * (1 + RTOL)
+    return (f"{NORM_NAMES[norm]} {value:.3g} {'>' if beyond else '<='} eps {eps:g}\n"
+            f"pred {int(prediction)}", "red" if beyond else "black")
+
+
+def plot_examples(x: np.ndarray, y: np.ndarray, adversarial: dict, path: str, *,
+                  eps: dict, predictions: dict) -> None:
+    """A grid: each row a clean image, then per threat model its smallest adversarial
+    example and the perturbation magnified to the full gray range (blank where none
+    was found). Titles give the example's norm and predicted class; examples beyond
+    the threat model's radius (found by minimization attacks) are titled in red with
+    "> eps": they are not counted against the model at that radius.
 
     Args:
       adversarial: norm -> (`[K, ...]` images, `[K]` bool found, `[K]` norms).
+      eps: norm -> radius.
+      predictions: norm -> `[K]` predicted classes of the adversarial images.
     """
     import matplotlib
 
@@ -189,14 +232,14 @@ def plot_examples(x: np.ndarray, y: np.ndarray, adversarial: dict, path: str) ->
 
     k = len(x)
     cols = 1 + 2 * len(adversarial)
-    fig, axes = plt.subplots(k, cols, figsize=(1.6 * cols, 1.6 * k), squeeze=False)
+    fig, axes = plt.subplots(k, cols, figsize=(1.8 * cols, 1.8 * k), squeeze=False)
 
-    def show(ax, img, title=None):
+    def show(ax, img, title=None, color="black"):
         img = np.clip(img, 0, 1)
         ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
         ax.axis("off")
         if title:
-            ax.set_title(title, fontsize=7)
+            ax.set_title(title, fontsize=6, color=color)
 
     for i in range(k):
         show(axes[i, 0], x[i], f"clean, y={y[i]}" if i == 0 else f"y={y[i]}")
@@ -205,12 +248,12 @@ def plot_examples(x: np.ndarray, y: np.ndarray, adversarial: dict, path: str) ->
             if found[i]:
                 d = imgs[i] - x[i]
                 scale = np.abs(d).max() or 1.0
-                show(a, imgs[i], f"{NORM_NAMES[norm]} {norms[i]:.2f}")
+                show(a, imgs[i], *example_title(norm, norms[i], eps[norm], predictions[norm][i]))
                 show(b, 0.5 + 0.5 * d / scale, "perturbation")
             else:
                 a.axis("off")
                 b.axis("off")
-                a.set_title(f"{NORM_NAMES[norm]}: none", fontsize=7)
+                a.set_title(f"{NORM_NAMES[norm]}: none", fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,27 +1,58 @@
-"""Runs a suite on one or more models with a resumable on-disk cache.
+"""Runs a suite on one model with a resumable, content-keyed on-disk cache.
 
-Each (model, attack, batch) result is written to
-`<output_dir>/cache/<model>/<attack>-<hash>/batch_<i>.npz` as soon as it is done
-(atomically: a temporary file, then a rename). A killed evaluation started again
-recomputes only what is missing; the hash covers the attack's settings, the batch
-size and the seed, so changed settings never reuse stale results.
+Each (model, attack, batch) result is written, as soon as it is done (a temporary
+file, then a rename), to
+
+  <output_dir>/cache/<model name>/<attack>-<key>/batch_<i>-<batch hash>.npz
+
+where `key` is a fingerprint of the model's content, the attack's settings, the batch
+size, the seed and the code version (the msd_tf sources and the TensorFlow, foolbox
+and NumPy versions), and `batch hash` a fingerprint of the batch's images and labels.
+A result is reused only when all of these match: a retrained model, other data,
+other settings or other code recompute, whatever the folder names. A killed
+evaluation started again recomputes only what is missing.
+
+Seeds: every random source (our stateless attacks, TensorFlow's and NumPy's global
+generators that foolbox draws from) is seeded per (model content, attack, batch,
+restart) from `seed`, so identical commands give identical results, and a resumed
+evaluation gives exactly the uninterrupted one.
 """
 
 import dataclasses
 import hashlib
-import json
 import os
 
 import numpy as np
 
+from msd_tf import fingerprints
 from msd_tf.evaluation import checks, suite
 
 GRID_EXAMPLES = 6  # adversarial images kept (from batch 0) for the example grid
 
 
-def _spec_hash(spec: suite.AttackSpec, batch_size: int, seed: int) -> str:
-    text = json.dumps([dataclasses.asdict(spec), batch_size, seed], sort_keys=True)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
+def code_version() -> dict:
+    """What the cache key holds of the code: our sources and the attack libraries."""
+    import foolbox
+    import tensorflow as tf
+
+    import msd_tf
+
+    return {"msd_tf": msd_tf.__version__, "sources": fingerprints.of_code(),
+            "tensorflow": tf.__version__, "foolbox": foolbox.__version__,
+            "numpy": np.__version__}
+
+
+def attack_seed(seed: int, model_fingerprint: str, attack: str, batch: int) -> int:
+    """The seed of one (model, attack, batch): a 31-bit integer derived from all four."""
+    text = f"{seed}|{model_fingerprint}|{attack}|{batch}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
+
+
+def cache_folder(output_dir: str, model_name: str, model_fingerprint: str,
+                 spec: suite.AttackSpec, *, batch_size: int, seed: int, code: dict) -> str:
+    key = fingerprints.of_json({"model": model_fingerprint, "spec": dataclasses.asdict(spec),
+                                "batch_size": batch_size, "seed": seed, "code": code})
+    return os.path.join(output_dir, "cache", model_name, f"{spec.name}-{key[:16]}")
 
 
 def _save(path: str, **arrays) -> None:
@@ -30,9 +61,10 @@ def _save(path: str, **arrays) -> None:
     os.replace(tmp, path)
 
 
-def run_suite(model_name: str, logits_fn, x: np.ndarray, y: np.ndarray,
-              specs: list[suite.AttackSpec], *, output_dir: str, batch_size: int = 100,
-              seed: int = 0, verbose: bool = True, on_compute=None):
+def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
+              y: np.ndarray, specs: list[suite.AttackSpec], *, output_dir: str,
+              batch_size: int = 100, seed: int = 0, verbose: bool = True, on_compute=None,
+              code: dict | None = None):
     """Evaluates one model; returns `(clean [N] bool, records, grid)`.
 
     Each attack runs on the correctly classified examples of every batch; its claims go
@@ -42,13 +74,15 @@ def run_suite(model_name: str, logits_fn, x: np.ndarray, y: np.ndarray,
     """
     import keras
 
+    code = code or code_version()
     clean = checks.predict(logits_fn, x) == y
     n = len(x)
     batches = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    batch_keys = [fingerprints.of_arrays(x[lo:hi], y[lo:hi])[:16] for lo, hi in batches]
     records, grid = {}, {}
     for a_idx, spec in enumerate(specs):
-        folder = os.path.join(output_dir, "cache", model_name,
-                              f"{spec.name}-{_spec_hash(spec, batch_size, seed)}")
+        folder = cache_folder(output_dir, model_name, model_fingerprint, spec,
+                              batch_size=batch_size, seed=seed, code=code)
         os.makedirs(folder, exist_ok=True)
         parts = []
         if verbose:
@@ -56,7 +90,7 @@ def run_suite(model_name: str, logits_fn, x: np.ndarray, y: np.ndarray,
                   f"{spec.restarts} restart(s), {len(batches)} batch(es)", flush=True)
             bar = keras.utils.Progbar(len(batches), unit_name="batch")
         for b, (lo, hi) in enumerate(batches):
-            path = os.path.join(folder, f"batch_{b}.npz")
+            path = os.path.join(folder, f"batch_{b}-{batch_keys[b]}.npz")
             if not os.path.exists(path):
                 if on_compute:
                     on_compute(spec.name, b)
@@ -65,8 +99,9 @@ def run_suite(model_name: str, logits_fn, x: np.ndarray, y: np.ndarray,
                 x_adv = xb.copy()
                 found = np.zeros(hi - lo, bool)
                 if todo.any():
-                    xa, fa = suite.run_attack(spec, logits_fn, xb[todo], yb[todo],
-                                              seed=seed + 7919 * b)
+                    xa, fa = suite.run_attack(
+                        spec, logits_fn, xb[todo], yb[todo],
+                        seed=attack_seed(seed, model_fingerprint, spec.name, b))
                     x_adv[todo], found[todo] = xa, fa
                 sound, norms, rejected = checks.verify(logits_fn, xb, yb, x_adv, found,
                                                        norm=spec.norm, eps=spec.eps)

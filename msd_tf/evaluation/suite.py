@@ -10,6 +10,7 @@ perturbation; their norms give accuracy at every radius. Fixed-radius attacks (o
 PGD and MIM, foolbox FGSM and PGD) search at the radius only.
 """
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -168,7 +169,7 @@ def _gaussian(logits_fn, x, y, spec: AttackSpec, seed: int):
     fb = foolbox_compat.get_foolbox()
     attack = fb.attacks.L2RepeatedAdditiveGaussianNoiseAttack(repeats=spec.restarts)
     radii = np.linspace(4 * spec.eps / (spec.steps or 100), 4 * spec.eps, spec.steps or 100)
-    tf.random.set_seed(seed)
+    _seed_globals(seed, 0)
     _, clipped, success = attack(_fb_model(logits_fn), tf.constant(x), tf.constant(y),
                                  epsilons=list(radii))
     success = np.asarray(success)  # [radii, N]
@@ -197,8 +198,30 @@ def _from_salt_and_pepper(attack, fmodel, x, y, spec: AttackSpec):
     return x_r, ok
 
 
+def _seed_globals(seed: int, restart: int) -> None:
+    """Seeds the global generators foolbox draws from (TensorFlow's: `ep.uniform`,
+    `ep.normal`; NumPy's: Pointwise's permutations) for one restart."""
+    s = (int(seed) * 1_000_003 + int(restart)) % (2**31 - 1)
+    tf.random.set_seed(s)
+    np.random.seed(s)
+
+
+@contextlib.contextmanager
+def _numpy_state_kept():
+    """Leaves NumPy's global generator as the caller had it."""
+    state = np.random.get_state()
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, seed: int = 0):
-    """Runs `spec` on one batch.
+    """Runs `spec` on one batch, deterministically for `seed`.
+
+    Our attacks take `seed` as a stateless seed; foolbox's draw from TensorFlow's and
+    NumPy's global generators, which are seeded from (`seed`, restart) before every
+    restart (NumPy's global state is restored afterwards).
 
     Returns:
       `(x_adv, found)`: `[N, ...]` candidate images and `[N]` bool where the attack
@@ -207,8 +230,12 @@ def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, see
       example the claimed example of smallest norm; a fixed-radius one keeps the
       first claimed success.
     """
-    x = np.asarray(x, np.float32)
-    y = np.asarray(y, np.int32)
+    with _numpy_state_kept():
+        return _run_attack(spec, logits_fn, np.asarray(x, np.float32),
+                           np.asarray(y, np.int32), seed)
+
+
+def _run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, seed: int):
     if len(x) == 0:
         return x, np.zeros(0, bool)
     if spec.kind in ("pgd", "mim", "apgd_ce", "apgd_t"):
@@ -235,7 +262,7 @@ def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, see
     from msd_tf.evaluation.checks import lp_norms
 
     for r in range(spec.restarts):
-        tf.random.set_seed(seed * 1000 + r)
+        _seed_globals(seed, r)
         attack = _fb_attack(spec, r)
         if spec.kind in ("boundary", "pointwise"):
             x_r, ok = _from_salt_and_pepper(attack, fmodel, x, y, spec)

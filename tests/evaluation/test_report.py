@@ -107,3 +107,51 @@ def test_strong_suite_reports_what_only_the_added_attacks_break(tmp_path):
     assert s["broken_only_by_added"] == {"linf": 0.25, "l2": 0.25, "all": 0.25}
     md = open(report.write_reports({"m": s}, str(tmp_path))["md"]).read()
     assert "| Broken only by the added APGD attacks (all) | 25.0 |" in md
+
+
+def test_curves_draw_only_measured_values(tmp_path):
+    # PGD (fixed radius 0.3) broke example 0 with a perturbation of l_inf 0.1; DDN
+    # (minimization) found example 1 at l_2 1.0. Below eps, PGD measured nothing:
+    # the l_inf panel gets only the point at eps; the l_2 curve counts DDN alone.
+    clean = np.array([1, 1, 1, 1], bool)
+    records = dict([
+        _rec("pgd_linf", "pgd", "linf", 0.3, [1, 0, 0, 0], [0.1, 0, 0, 0]),
+        _rec("pgd_l2", "pgd", "l2", 2.0, [0, 0, 1, 0], [0, 0, 0.5, 0]),
+        _rec("ddn", "ddn", "l2", 2.0, [0, 1, 0, 0], [0, 1.0, 0, 0]),
+    ])
+    s = report.aggregate(clean, records)
+    curves = {}
+    for norm, info in s["norms"].items():
+        radii = np.linspace(0, 2 * info["eps"], 5)
+        curves[norm] = {"radii": radii, "eps": info["eps"], "models": {"m": {
+            "curve": report.accuracy_at_radii(clean, records, norm, radii,
+                                              minimization_only=True),
+            "at_eps": info["acc"]}}}
+    drawn = report.plot_curves(curves, str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    [(label, xs, ys)] = drawn[("linf", "m")]
+    assert "fixed radius" in label and xs.tolist() == [0.3] and ys.tolist() == [75.0]
+    point, line = drawn[("l2", "m")]
+    assert point[1].tolist() == [2.0] and point[2].tolist() == [50.0]
+    assert "minimum-norm" in line[0]
+    # Radii 0, 1, 2, 3, 4: DDN's example 1 counts from radius 1; PGD's example 2 never.
+    np.testing.assert_allclose(line[2], [100, 75, 75, 75, 75])
+
+
+def test_example_titles_mark_examples_beyond_the_radius():
+    text, color = report.example_title("l2", 2.87, 2.0, 7)
+    assert text == "l_2 2.87 > eps 2\npred 7" and color == "red"
+    text, color = report.example_title("l1", 9.5, 10.0, 3)
+    assert text == "l_1 9.5 <= eps 10\npred 3" and color == "black"
+    # Within the soundness tolerance counts as within the radius.
+    assert report.example_title("linf", 0.3 * (1 + 5e-5), 0.3, 1)[1] == "black"
+
+
+def test_warnings_open_the_report(tmp_path):
+    clean = np.array([1, 0], bool)
+    s = report.aggregate(clean, dict([_rec("pgd_linf", "pgd", "linf", 0.3, [0, 0], [0, 0])]))
+    md = open(report.write_reports(
+        {"a": s, "b": s}, str(tmp_path),
+        extra={"warnings": {"a": ["outputs look like probabilities"], "b": []}})["md"]).read()
+    assert md.startswith("> **WARNING [a]: outputs look like probabilities**")
+    assert md.count("WARNING") == 1
