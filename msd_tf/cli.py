@@ -91,14 +91,3 @@ def parse_flags(argv: list[str]) -> list[str]:
         logging.set_verbosity(logging.WARNING)  # library INFO lines would bury ours
     return rest
 
-
-def wants_determinism(argv: list[str]) -> bool:
-    """Reads --[no]deterministic (flagfiles included) before TensorFlow is imported, so
-    that oneDNN can be switched off in time (TF_ENABLE_ONEDNN_OPTS=0)."""
-    fv = flags.FlagValues()
-    flags.DEFINE_bool("deterministic", True, "", flag_values=fv)
-    try:
-        fv([argv[0], *expand_flagfiles(list(argv[1:]))], known_only=True)
-    except (flags.Error, OSError, ValueError):
-        return True  # the full parse reports the problem
-    return fv.deterministic

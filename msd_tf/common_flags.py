@@ -16,6 +16,6 @@ EVAL_SPLIT = flags.DEFINE_string("eval_split", "test[:1000]",
                                  "Split evaluated (training: the final summary).")
 SEED = flags.DEFINE_integer("seed", 0, "Seed of weights, data order and attacks.")
 DETERMINISTIC = flags.DEFINE_bool(
-    "deterministic", True, "TF op determinism and no oneDNN kernels: bit-exact reruns "
-    "and resumption (about 2.5x slower on a CPU).")
+    "deterministic", True, "TF op determinism and one inter-op thread: bit-exact reruns "
+    "and resumption.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/default", "Where the command writes.")

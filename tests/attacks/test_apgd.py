@@ -61,7 +61,7 @@ def test_results_in_ball_and_box_and_deterministic(norm, eps):
         a = apgd(model, x, y, t, loss=loss, seed=1, n_targets=3).numpy()
         assert a.min() >= 0 and a.max() <= 1
         assert np.all(norms_of(a, x)[norm] <= eps * (1 + 1e-5))
-        # Same seed: equal up to oneDNN's float reordering (bit-exact: --deterministic).
+        # Same seed: equal up to float reordering of concurrent ops (bit-exact: --deterministic).
         np.testing.assert_allclose(apgd(model, x, y, t, loss=loss, seed=1,
                                         n_targets=3).numpy(), a, atol=1e-5)
 

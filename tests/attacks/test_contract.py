@@ -37,5 +37,5 @@ def test_attack_contract(name):
     assert np.all(ok)
     acc_adv = np.mean(model(x_adv).numpy().argmax(1) == y)
     assert acc_adv < 1.0  # clean accuracy is 1 here; the attack must break something
-    # Same seed: equal up to oneDNN's float reordering (bit-exact: --deterministic).
+    # Same seed: equal up to float reordering of concurrent ops (bit-exact: --deterministic).
     np.testing.assert_allclose(CASES[name](model, x, y, 3).numpy(), x_adv, atol=1e-5)

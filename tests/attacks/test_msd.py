@@ -84,7 +84,7 @@ def test_msd_seed_changes_random_k_only_through_the_seed():
     a = msd(model, x, y, th, steps=5, seed=1).numpy()
     b = msd(model, x, y, th, steps=5, seed=1).numpy()
     c = msd(model, x, y, th, steps=5, seed=2).numpy()
-    # Same seed: equal up to oneDNN's float reordering (bit-exact: --deterministic).
+    # Same seed: equal up to float reordering of concurrent ops (bit-exact: --deterministic).
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert np.abs(a - c).max() > 1e-3
     ks = {int(base.draw_k(th[0], base.fold(base.as_seed(s), 0))) for s in range(40)}
