@@ -1,7 +1,8 @@
 """`python -m msd_tf.evaluate --models=runs/mnist/msd/saved_model[,...] [--flagfile=...]`
 (installed: `msd-tf-evaluate ...`).
 
-Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong` adds APGD) on
+Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong`, alias
+`--suite=autoattack`, adds APGD-CE, APGD-T and Square / Sparse-RS) on
 SavedModels (or training-run folders, whose newest checkpoint that restores is
 loaded) and writes, in `--output_dir`: results.md (laid out like Table 3, one column
 per model), results.json (numbers and provenance), results.csv, one per-example npz
@@ -27,8 +28,17 @@ _MODELS = flags.DEFINE_list("models", None, "SavedModel folders or training-run 
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 1000, "First N examples of the split.",
                                      lower_bound=1)
 _RESTARTS = flags.DEFINE_integer("restarts", 10, "Random restarts per attack.", lower_bound=1)
-_SUITE = flags.DEFINE_enum("suite", "paper", ["paper", "strong"],
-                           "paper: every attack of section 7; strong: plus APGD-CE/APGD-T.")
+_SUITE = flags.DEFINE_enum(
+    "suite", "paper", ["paper", "strong", "autoattack"],
+    "paper: every attack of section 7; strong (= autoattack): plus, per norm and on the "
+    "examples still robust, APGD-CE, APGD-T and Square (l_inf, l_2) / Sparse-RS (l_1).")
+_APGD_STEPS = flags.DEFINE_integer("apgd_steps", 100, "APGD iterations (strong suite).",
+                                   lower_bound=1)
+_SQUARE_QUERIES = flags.DEFINE_integer(
+    "square_queries", 5000, "Queries of Square and Sparse-RS (strong suite).", lower_bound=1)
+_CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", None, "Where results are cached (default: <output_dir>/cache); evaluations "
+    "may share one: results are keyed by content.")
 _ATTACKS = flags.DEFINE_list("attacks", None, "Run only these attacks of the suite.")
 _BUDGET = flags.DEFINE_enum("budget", "paper", ["paper", "fast"],
                             "fast: a few iterations per attack (smoke tests only).")
@@ -50,12 +60,16 @@ class EvalError(ValueError):
     """Bad input to the evaluation; the message says which."""
 
 
-def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps):
+def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps,
+                apgd_steps: int = 100, queries: int = 5000):
+    """The attacks of `suite_name` ("paper", "strong" or its alias "autoattack"), or the
+    `names` among them."""
     from msd_tf.evaluation import suite
 
     specs = suite.paper_suite(dataset, restarts=restarts, eps=eps, budget=budget)
-    if suite_name == "strong":
-        specs += suite.strong_additions(dataset, restarts=restarts, eps=eps, budget=budget)
+    if suite_name in ("strong", "autoattack"):
+        specs += suite.strong_additions(dataset, restarts=restarts, eps=eps, budget=budget,
+                                        apgd_steps=apgd_steps, queries=queries)
     if names:
         known = {s.name for s in specs}
         unknown = [n for n in names if n not in known]
@@ -100,7 +114,8 @@ def load_checked(path: str, x, classes: int, dataset: str):
 
 def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: int,
              output_dir: str, specs, batch_size: int = 100, seed: int = 0,
-             verbose: bool = True, on_compute=None, suite_name: str = "custom") -> dict:
+             verbose: bool = True, on_compute=None, suite_name: str = "custom",
+             cache_dir: str | None = None) -> dict:
     """Evaluates every model; writes all report files; returns the summaries."""
     import numpy as np
 
@@ -129,7 +144,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
         clean, records, grid = runner.run_suite(
             name, loaded.fingerprint, loaded.logits_fn, x, y, specs, output_dir=output_dir,
             batch_size=batch_size, seed=seed, verbose=verbose, on_compute=on_compute,
-            code=code)
+            code=code, cache_dir=cache_dir)
         summaries[name] = report.aggregate(clean, records)
         report.save_per_example(os.path.join(output_dir, f"per_example_{name}.npz"),
                                 clean, records)
@@ -224,10 +239,12 @@ def main(argv):
             return _evaluate_corruptions(f, _CORRUPTIONS.value)
         eps = {n: h.value for n, h in _EVAL_EPS.items() if h.value is not None}
         specs = build_suite(f.dataset, _ATTACKS.value, restarts=_RESTARTS.value,
-                            suite_name=_SUITE.value, budget=_BUDGET.value, eps=eps)
+                            suite_name=_SUITE.value, budget=_BUDGET.value, eps=eps,
+                            apgd_steps=_APGD_STEPS.value, queries=_SQUARE_QUERIES.value)
         evaluate(_MODELS.value, dataset=f.dataset, data_dir=f.data_dir, split=f.eval_split,
                  num_examples=_NUM_EXAMPLES.value, output_dir=f.output_dir, specs=specs,
-                 batch_size=_EVAL_BATCH.value, seed=f.seed, suite_name=_SUITE.value)
+                 batch_size=_EVAL_BATCH.value, seed=f.seed, suite_name=_SUITE.value,
+                 cache_dir=_CACHE_DIR.value)
     except (EvalError, data.DataError) as e:
         cli.fail(str(e))
     with open(os.path.join(f.output_dir, "results.md")) as fh:
@@ -240,8 +257,6 @@ def main(argv):
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if cli.wants_determinism(sys.argv):
-        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     app.run(main, flags_parser=cli.parse_flags)
 
 

@@ -274,12 +274,33 @@ def fit(config: TrainConfig, strategy: tf.distribute.Strategy, parts: Parts, inp
                              shuffle=False, verbose=verbose).history
 
 
+def _exported_checkpoint(export_dir: str) -> str | None:
+    try:
+        with open(os.path.join(export_dir, "msd_tf.json")) as f:
+            return json.load(f).get("checkpoint_sha256")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history: dict,
-                      seconds: float) -> dict:
-    """Writes saved_model/ and summary.json (clean accuracy of the exported weights)."""
-    export_dir = export_saved_model(parts.model, os.path.join(config.output_dir, "saved_model"),
-                                    metadata={"dataset": config.dataset, "model": config.model,
-                                              "adversary": config.adversary})
+                      seconds: float, log: Callable[[str], None] = print) -> dict:
+    """Writes saved_model/ and summary.json (clean accuracy of the exported weights).
+
+    The SavedModel records the fingerprint of the checkpoint it was exported from; a
+    finished run started again does not export again (a new export's graph bytes
+    differ, which would needlessly invalidate evaluation caches keyed by content).
+    """
+    export_dir = os.path.join(config.output_dir, "saved_model")
+    newest = checkpoints.list_checkpoints(os.path.join(config.output_dir, "checkpoints"))
+    source = fingerprints.of_checkpoint(newest[0][1]) if newest else None
+    if source and source == _exported_checkpoint(export_dir) and os.path.isfile(
+            os.path.join(export_dir, "saved_model.pb")):
+        log(f"{export_dir} is up to date (exported from {os.path.basename(newest[0][1])}).")
+    else:
+        export_saved_model(parts.model, export_dir,
+                           metadata={"dataset": config.dataset, "model": config.model,
+                                     "adversary": config.adversary,
+                                     "checkpoint_sha256": source})
     # Plain forward passes (Keras' evaluate() fails under MultiWorkerMirroredStrategy).
     b = config.batch_size
     correct = [tf.argmax(parts.model(inputs.x_eval[i:i + b], training=False), axis=1).numpy()
@@ -317,4 +338,4 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, *
     write_run_files(config, inputs.train_sha256, start)
     t0 = time.time()
     history = fit(config, strategy, parts, inputs, start, verbose=verbose)
-    return export_and_report(config, parts, inputs, history, time.time() - t0)
+    return export_and_report(config, parts, inputs, history, time.time() - t0, log)

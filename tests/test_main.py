@@ -55,6 +55,14 @@ def test_smoke_run_exports_a_model_matching_the_checkpoint(tmp_path, mnist_dir):
     xe, ye = data.load_arrays("mnist", "test[:100]", str(mnist_dir))
     acc = np.mean(logits_fn(xe).numpy().argmax(1) == ye)
     assert acc == pytest.approx(summary["eval_clean_acc"], abs=1e-6)
+    # Started again, the finished run neither trains nor exports again (a new export's
+    # graph bytes differ, which would invalidate evaluation caches keyed by content).
+    from msd_tf import fingerprints
+
+    before = fingerprints.of_saved_model(str(out / "saved_model"))
+    res = _main([*SMOKE, f"--output_dir={out}"])
+    assert res.returncode == 0 and "is up to date" in res.stdout, res.stdout[-1500:]
+    assert fingerprints.of_saved_model(str(out / "saved_model")) == before
 
 
 def _bad_data_dir(tmp_path, mnist_dir, how):

@@ -48,11 +48,15 @@ def attack_seed(seed: int, model_fingerprint: str, attack: str, batch: int) -> i
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
 
-def cache_folder(output_dir: str, model_name: str, model_fingerprint: str,
-                 spec: suite.AttackSpec, *, batch_size: int, seed: int, code: dict) -> str:
+def cache_folder(cache_dir: str, model_name: str, model_fingerprint: str,
+                 spec: suite.AttackSpec, *, batch_size: int, seed: int, code: dict,
+                 earlier: tuple[str, ...] = ()) -> str:
+    """The folder of one (model, attack) result; `earlier` names the folders of the
+    results an `only_robust` attack depends on (which examples it attacks)."""
     key = fingerprints.of_json({"model": model_fingerprint, "spec": dataclasses.asdict(spec),
-                                "batch_size": batch_size, "seed": seed, "code": code})
-    return os.path.join(output_dir, "cache", model_name, f"{spec.name}-{key[:16]}")
+                                "batch_size": batch_size, "seed": seed, "code": code,
+                                "earlier": [os.path.basename(e) for e in earlier]})
+    return os.path.join(cache_dir, model_name, f"{spec.name}-{key[:16]}")
 
 
 def _save(path: str, **arrays) -> None:
@@ -64,11 +68,14 @@ def _save(path: str, **arrays) -> None:
 def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
               y: np.ndarray, specs: list[suite.AttackSpec], *, output_dir: str,
               batch_size: int = 100, seed: int = 0, verbose: bool = True, on_compute=None,
-              code: dict | None = None):
+              code: dict | None = None, cache_dir: str | None = None):
     """Evaluates one model; returns `(clean [N] bool, records, grid)`.
 
-    Each attack runs on the correctly classified examples of every batch; its claims go
-    through `checks.verify`. `records[name]` = {"spec", "sound", "norms", "rejected"};
+    Each attack runs on the correctly classified examples of every batch (an
+    `only_robust` attack: on those that every earlier attack of its norm failed to
+    break); its claims go through `checks.verify`. `cache_dir` defaults to
+    `<output_dir>/cache` (evaluations may share one).
+    `records[name]` = {"spec", "sound", "norms", "rejected"};
     `grid[name]` = (adversarial images, sound, norms) of the first `GRID_EXAMPLES`.
     `on_compute(attack_name, batch_index)` is called for every batch actually computed.
     """
@@ -79,10 +86,20 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
     n = len(x)
     batches = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
     batch_keys = [fingerprints.of_arrays(x[lo:hi], y[lo:hi])[:16] for lo, hi in batches]
-    records, grid = {}, {}
+    records, grid, folders = {}, {}, {}
+    cache_dir = cache_dir or os.path.join(output_dir, "cache")
     for a_idx, spec in enumerate(specs):
-        folder = cache_folder(output_dir, model_name, model_fingerprint, spec,
-                              batch_size=batch_size, seed=seed, code=code)
+        before = [s for s in specs[:a_idx] if s.norm == spec.norm]
+        broken_before = np.zeros(n, bool)
+        if spec.only_robust:
+            for s in before:
+                broken_before |= checks.broken_at(records[s.name]["sound"],
+                                                  records[s.name]["norms"], spec.eps)
+        folder = cache_folder(cache_dir, model_name, model_fingerprint, spec,
+                              batch_size=batch_size, seed=seed, code=code,
+                              earlier=tuple(folders[s.name] for s in before)
+                              if spec.only_robust else ())
+        folders[spec.name] = folder
         os.makedirs(folder, exist_ok=True)
         parts = []
         if verbose:
@@ -95,7 +112,7 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
                 if on_compute:
                     on_compute(spec.name, b)
                 xb, yb = x[lo:hi], y[lo:hi]
-                todo = clean[lo:hi]
+                todo = clean[lo:hi] & ~broken_before[lo:hi]
                 x_adv = xb.copy()
                 found = np.zeros(hi - lo, bool)
                 if todo.any():

@@ -17,7 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from msd_tf import threats as threats_lib
-from msd_tf.attacks import mim, pgd
+from msd_tf.attacks import apgd, mim, pgd
+from msd_tf.attacks.sparse_rs import sparse_rs
+from msd_tf.attacks.square import square
 from msd_tf.evaluation import foolbox_compat
 
 # Radii of the paper's evaluation (section 1).
@@ -38,8 +40,12 @@ class AttackSpec:
       eps: radius of that threat model.
       restarts: runs; an example is broken if any run breaks it (minimization
         attacks keep the smallest norm).
-      steps: iteration budget (meaning per kind; None: the kind's default).
+      steps: iteration budget (meaning per kind, queries for Square and Sparse-RS;
+        None: the kind's default).
       alpha: step size where the kind has one.
+      only_robust: run only on the examples that every earlier attack of the suite in
+        the same norm failed to break (AutoAttack's protocol: the attacks --suite=strong
+        adds); its per-attack row is then the accuracy against it and those before it.
     """
 
     name: str
@@ -49,13 +55,15 @@ class AttackSpec:
     restarts: int = 1
     steps: int | None = None
     alpha: float | None = None
+    only_robust: bool = False
 
     @property
     def minimizes(self) -> bool:
         return self.kind in MINIMIZATION_KINDS
 
     def label(self) -> str:
-        return f"{KINDS[self.kind]} ({self.norm}, eps={self.eps:g})"
+        after = " (+ earlier)" if self.only_robust else ""
+        return f"{KINDS[self.kind]}{after} ({self.norm}, eps={self.eps:g})"
 
 
 KINDS = {
@@ -64,8 +72,10 @@ KINDS = {
     "boundary": "Boundary (foolbox)", "deepfool": "DeepFool (foolbox)",
     "pointwise": "Pointwise (foolbox)", "ddn": "DDN (foolbox)", "cw": "C&W L2 (foolbox)",
     "salt_pepper": "Salt & Pepper (foolbox)", "apgd_ce": "APGD-CE (ours)",
-    "apgd_t": "APGD-T (ours)",
+    "apgd_t": "APGD-T (ours)", "square": "Square (ours)", "sparse_rs": "Sparse-RS (ours)",
 }
+# The attacks --suite=strong adds to the paper's (AutoAttack's, plus Sparse-RS for l_1).
+ADDED_KINDS = ("apgd_ce", "apgd_t", "square", "sparse_rs")
 MINIMIZATION_KINDS = {"boundary", "deepfool", "pointwise", "ddn", "cw", "salt_pepper",
                       "gaussian"}
 
@@ -117,18 +127,34 @@ def paper_suite(dataset: str, *, restarts: int = 10, eps: dict | None = None,
 
 
 def strong_additions(dataset: str, *, restarts: int = 10, eps: dict | None = None,
-                     budget: str = "paper") -> list[AttackSpec]:
-    """`--suite=strong` adds APGD-CE and APGD-T (DLR loss, top-9 targets) per norm
-    (Croce and Hein 2020, 2021; l_1-APGD with the exact ball-and-box projection)."""
+                     budget: str = "paper", apgd_steps: int = 100,
+                     queries: int = 5000) -> list[AttackSpec]:
+    """What `--suite=strong` (alias `--suite=autoattack`) adds, per norm and in this order,
+    each on the examples still robust to everything before it in its norm:
+
+      - APGD-CE (`restarts` random starts; AutoAttack standard: 1) and APGD-T (DLR loss,
+        the 9 most likely wrong classes), `apgd_steps` iterations each (Croce and Hein
+        2020; l_1-APGD with the exact ball-and-box projection, Croce and Hein 2021);
+      - Square (l_inf, l_2; Andriushchenko et al. 2020) or Sparse-RS (l_1; Croce et al.
+        2022), `queries` queries, no gradients: they catch gradient masking.
+
+    With the defaults this is AutoAttack's "standard" version (APGD-CE, APGD-T, Square
+    5000 queries) without FAB-T, for every norm, on top of the paper's attacks.
+    """
     key = "mnist" if dataset in ("mnist", "fashion_mnist") else dataset
     radii = dict(PAPER_EPS[key], **(eps or {}))
-    steps = 10 if budget == "fast" else 100
+    if budget == "fast":
+        apgd_steps, queries = 10, 100
     specs = []
     for norm in ("linf", "l2", "l1"):
-        specs.append(AttackSpec(f"apgd_ce_{norm}", "apgd_ce", norm, radii[norm], restarts,
-                                steps=steps))
-        specs.append(AttackSpec(f"apgd_t_{norm}", "apgd_t", norm, radii[norm], 1,
-                                steps=steps))
+        r = radii[norm]
+        specs.append(AttackSpec(f"apgd_ce_{norm}", "apgd_ce", norm, r, restarts,
+                                steps=apgd_steps, only_robust=True))
+        specs.append(AttackSpec(f"apgd_t_{norm}", "apgd_t", norm, r, 1, steps=apgd_steps,
+                                only_robust=True))
+        free = "sparse_rs" if norm == "l1" else "square"
+        specs.append(AttackSpec(f"{free}_{norm}", free, norm, r, 1, steps=queries,
+                                only_robust=True))
     return specs
 
 
@@ -238,7 +264,7 @@ def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, see
 def _run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, seed: int):
     if len(x) == 0:
         return x, np.zeros(0, bool)
-    if spec.kind in ("pgd", "mim", "apgd_ce", "apgd_t"):
+    if spec.kind in ("pgd", "mim", "apgd_ce", "apgd_t", "square", "sparse_rs"):
         threat = threats_lib.ThreatModel(spec.norm, spec.eps, spec.alpha or spec.eps / 10,
                                          spec.steps or 100, restarts=spec.restarts,
                                          random_start=spec.restarts > 1)
@@ -246,9 +272,13 @@ def _run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, seed:
             x_adv = pgd(logits_fn, x, y, threat, seed=seed).numpy()
         elif spec.kind == "mim":
             x_adv = mim(logits_fn, x, y, threat, seed=seed).numpy()
+        elif spec.kind == "square":
+            x_adv = square(logits_fn, x, y, threat, n_queries=spec.steps or 5000,
+                           seed=seed).numpy()
+        elif spec.kind == "sparse_rs":
+            x_adv = sparse_rs(logits_fn, x, y, threat, n_queries=spec.steps or 5000,
+                              seed=seed).numpy()
         else:
-            from msd_tf.attacks import apgd
-
             x_adv = apgd(logits_fn, x, y, threat, seed=seed,
                          loss="ce" if spec.kind == "apgd_ce" else "dlr_targeted").numpy()
         found = np.asarray(logits_fn(x_adv)).argmax(1) != y

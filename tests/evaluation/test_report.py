@@ -106,7 +106,7 @@ def test_strong_suite_reports_what_only_the_added_attacks_break(tmp_path):
     # attacks, example 1 is broken by APGD only, example 0 and 2 by paper attacks.
     assert s["broken_only_by_added"] == {"linf": 0.25, "l2": 0.25, "all": 0.25}
     md = open(report.write_reports({"m": s}, str(tmp_path))["md"]).read()
-    assert "| Broken only by the added APGD attacks (all) | 25.0 |" in md
+    assert "| Broken only by the added attacks (all) | 25.0 |" in md
 
 
 def test_curves_draw_only_measured_values(tmp_path):

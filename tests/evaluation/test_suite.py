@@ -9,6 +9,7 @@ from msd_tf.evaluation import checks, suite
 from tests.conftest import SHARED_MNIST
 
 SPECS = suite.paper_suite("mnist", restarts=2, budget="fast")
+STRONG = suite.strong_additions("mnist", restarts=2, budget="fast")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,18 @@ def test_suite_covers_section_7():
     assert {s.eps for s in suite.paper_suite("cifar10") if s.norm == "l1"} == {12.0}
 
 
-@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_strong_suite_is_autoattack_per_norm_on_still_robust_examples():
+    specs = suite.strong_additions("mnist", restarts=1)
+    assert [s.name for s in specs] == [
+        "apgd_ce_linf", "apgd_t_linf", "square_linf", "apgd_ce_l2", "apgd_t_l2", "square_l2",
+        "apgd_ce_l1", "apgd_t_l1", "sparse_rs_l1"]
+    assert all(s.only_robust for s in specs)
+    assert {s.steps for s in specs if s.kind in ("square", "sparse_rs")} == {5000}
+    assert {s.steps for s in specs if s.kind.startswith("apgd")} == {100}
+    assert {s.eps for s in suite.strong_additions("cifar10") if s.norm == "l1"} == {12.0}
+
+
+@pytest.mark.parametrize("spec", SPECS + STRONG, ids=lambda s: s.name)
 def test_attack_runs_and_stays_inside_its_radius(spec, trained):
     model, x, y = trained
     x, y = x[:8], y[:8]
@@ -91,3 +103,37 @@ def test_minimal_norm_attack_agrees_with_a_fixed_radius_run_on_a_known_case():
     # boundary (DDN's norms carry a few % of slack).
     away = np.abs(margins - eps) > 0.03
     np.testing.assert_array_equal(from_min_norms[away], (margins <= eps)[away])
+
+
+def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
+    from msd_tf.evaluation import report, runner
+
+    model, x, y = trained
+    x, y = x[:40], y[:40]
+    import dataclasses
+
+    # At eps = 0.1 FGSM leaves examples that APGD then breaks.
+    specs = [dataclasses.replace(s, eps=0.1) for s in SPECS + STRONG
+             if s.name in ("fgsm", "apgd_ce_linf", "square_linf")]
+    computed = []
+    clean, records, _ = runner.run_suite(
+        "m", "fingerprint", lambda v: model(v, training=False), x, y, specs,
+        output_dir=str(tmp_path), batch_size=20, verbose=False,
+        on_compute=lambda a, b: computed.append((a, b)))
+    fgsm, apgd_ce, sq = (report.broken(records[n]) for n in ("fgsm", "apgd_ce_linf",
+                                                                "square_linf"))
+    assert fgsm.any() and (apgd_ce & ~fgsm).any()  # both break something
+    # Examples FGSM broke were never attacked again; APGD's were skipped by Square.
+    assert not (records["apgd_ce_linf"]["sound"] & fgsm).any()
+    assert not (records["square_linf"]["sound"] & (fgsm | apgd_ce)).any()
+    s = report.aggregate(clean, records)
+    # Per-attack rows of added attacks are cumulative; the norm's row is the union.
+    assert s["attacks"]["apgd_ce_linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce))
+    assert s["norms"]["linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce & ~sq))
+    assert s["paper_only"]["linf"] == pytest.approx(np.mean(clean & ~fgsm))
+    # Rerun: nothing recomputed (the cache of a dependent attack is keyed by its inputs).
+    computed.clear()
+    runner.run_suite("m", "fingerprint", lambda v: model(v, training=False), x, y, specs,
+                     output_dir=str(tmp_path), batch_size=20, verbose=False,
+                     on_compute=lambda a, b: computed.append((a, b)))
+    assert computed == []

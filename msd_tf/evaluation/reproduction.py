@@ -1,0 +1,189 @@
+"""The reproduction report: our evaluation beside the paper's table (`msd_tf.reproduce`).
+
+Reads `<out>/eval/results.json` (and `<out>/eval_slow/` when the slow attacks ran on
+fewer examples) and writes `table<N>.md`, `table<N>.json` and `table<N>.png`.
+Every number of ours comes from those files; the paper's from `msd_tf.paper`.
+"""
+
+import json
+import os
+import platform
+
+import numpy as np
+
+from msd_tf import paper
+from msd_tf.evaluation.checks import RTOL
+
+NORMS = ("linf", "l2", "l1")
+HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "all"}
+
+
+def _pct(v):
+    return None if v is None else round(100.0 * v, 1)
+
+
+def _broken(per_example, spec: dict) -> np.ndarray:
+    sound = per_example[f"{spec['name']}/sound"]
+    return sound & (per_example[f"{spec['name']}/norm"] <= spec["eps"] * (1 + RTOL))
+
+
+def _slow_only(out: str, model: str, specs: list[dict], slow_specs: list[dict]) -> dict:
+    """Per norm and over all: % of the slow run's examples that only the slow attacks
+    broke (every other attack failed on them)."""
+    with np.load(os.path.join(out, "eval_slow", f"per_example_{model}.npz")) as f:
+        slow = {k: f[k] for k in f.files}
+    with np.load(os.path.join(out, "eval", f"per_example_{model}.npz")) as f:
+        fast = {k: f[k][:len(slow["clean"])] for k in f.files}
+    result = {}
+    for norm in (*NORMS, "all"):
+        others = np.zeros(len(slow["clean"]), bool)
+        only = np.zeros(len(slow["clean"]), bool)
+        for s in specs:
+            if norm in ("all", s["norm"]):
+                others |= _broken(fast, s)
+        for s in slow_specs:
+            if norm in ("all", s["norm"]):
+                only |= _broken(slow, s)
+        if any(norm in ("all", s["norm"]) for s in slow_specs):
+            result[norm] = _pct(float(np.mean(slow["clean"] & only & ~others)))
+    return result
+
+
+def collect(out: str, *, table: int, models: list[str]) -> dict:
+    """Our numbers (from the evaluation files) beside the paper's, per model."""
+    with open(os.path.join(out, "eval", "results.json")) as f:
+        results = json.load(f)
+    slow_path = os.path.join(out, "eval_slow", "results.json")
+    slow = None
+    if os.path.exists(slow_path):
+        with open(slow_path) as f:
+            slow = json.load(f)
+    reference = paper.TABLES[table]
+    rows = {}
+    for m in models:
+        s = results["models"][m]
+        strong = {"clean": _pct(s["clean"]), "all": _pct(s["all"]),
+                  **{n: _pct(s["norms"][n]["acc"]) for n in NORMS if n in s["norms"]}}
+        paper_only = s.get("paper_only", {})
+        attacks_of_paper = {n: _pct(paper_only.get(n)) for n in (*NORMS, "all")}
+        theirs = reference.get(m)
+        row = {"name": paper.MODEL_NAMES[m], "ours": strong,
+               "ours_paper_attacks": attacks_of_paper,
+               "lowered_by_added": {n: _pct(v) for n, v in
+                                    s.get("broken_only_by_added", {}).items()},
+               "paper": theirs,
+               "diff": {k: None if theirs is None or strong.get(k) is None
+                        else round(strong[k] - theirs[k], 1) for k in paper.COLUMNS}}
+        if slow is not None:
+            row["slow_only"] = _slow_only(out, m, results["suite"], slow["suite"])
+        rows[m] = row
+    prov = results["provenance"]
+    return {"table": table, "n": prov["num_examples"], "split": prov["split"],
+            "dataset": prov["dataset"], "suite": [a["name"] for a in results["suite"]],
+            "slow_suite": [a["name"] for a in slow["suite"]] if slow else [],
+            "slow_n": slow["provenance"]["num_examples"] if slow else None,
+            "radii": {n: results["models"][models[0]]["norms"][n]["eps"] for n in NORMS
+                      if n in results["models"][models[0]]["norms"]},
+            "rows": rows, "provenance": prov}
+
+
+def _cell(ours, theirs, diff):
+    if ours is None:
+        return "-"
+    if theirs is None:
+        return f"{ours:.1f}"
+    return f"{ours:.1f} ({theirs:.1f}, {diff:+.1f})"
+
+
+def write(out: str, *, table: int, scale: str, note: str, models: list[str],
+          timings: dict) -> dict:
+    """Writes table<N>.md / .json / .png; returns their paths."""
+    data = collect(out, table=table, models=models)
+    data.update(scale=scale, note=note, timings=timings,
+                machine=f"{platform.machine()}, {os.cpu_count()} CPUs, "
+                        f"{platform.python_implementation()} {platform.python_version()}")
+    radii = data["radii"]
+    cols = ["clean", *[n for n in NORMS if n in radii], "all"]
+    head = [f"{HEAD[c]} ({radii[c]:g})" if c in radii else HEAD[c] for c in cols]
+    lines = [f"# Table {table} reproduced ({scale} scale)", "",
+             f"Scale: {note}.", "",
+             f"Evaluation: {data['n']} examples ({data['dataset']} {data['split']}, never "
+             f"trained on); attacks: {', '.join(data['suite'])}"
+             + (f"; the slow attacks {', '.join(data['slow_suite'])} on the first "
+                f"{data['slow_n']}" if data["slow_suite"] else "") + ".", "",
+             "## Robust accuracy (%): ours with every attack (paper's number, difference)", "",
+             "| model | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
+    for m in models:
+        r = data["rows"][m]
+        theirs = r["paper"] or {}
+        lines.append(f"| {r['name']} | " + " | ".join(
+            _cell(r["ours"].get(c), theirs.get(c), r["diff"].get(c)) for c in cols) + " |")
+    lines += ["", "## The paper's attacks alone, and what the added attacks (APGD-CE, APGD-T, "
+              "Square / Sparse-RS) break beyond them (%)", "",
+              "| model | " + " | ".join(f"{HEAD[c]}: paper's attacks / all / lowered by"
+                                        for c in cols[1:]) + " |",
+              "|---" * len(cols) + "|"]
+    for m in models:
+        r = data["rows"][m]
+        cells = []
+        for c in cols[1:]:
+            p, a, low = (r["ours_paper_attacks"].get(c), r["ours"].get(c),
+                         r["lowered_by_added"].get(c))
+            cells.append("-" if p is None else f"{p:.1f} / {a:.1f} / {low:.1f}")
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    if data["slow_suite"]:
+        slow_cols = [c for c in cols[1:] if c in next(iter(data["rows"].values()))["slow_only"]]
+        lines += ["", f"## Examples (%) of the first {data['slow_n']} that only the slow "
+                  "attacks broke (every other attack failed)", "",
+                  "| model | " + " | ".join(HEAD[c] for c in slow_cols) + " |",
+                  "|---" * (len(slow_cols) + 1) + "|"]
+        for m in models:
+            r = data["rows"][m]
+            lines.append(f"| {r['name']} | " + " | ".join(
+                f"{r['slow_only'][c]:.1f}" for c in slow_cols) + " |")
+    lines += ["", "## Run time (wall clock, accumulated over resumptions)", "",
+              "| step | minutes |", "|---|---|"]
+    for key, seconds in timings.items():
+        lines.append(f"| {key} | {seconds / 60:.1f} |")
+    lines.append(f"| total | {sum(timings.values()) / 60:.1f} |")
+    prov = data["provenance"]
+    lines += ["", f"Machine: {data['machine']}; msd_tf git commit {prov['git_commit']}; "
+              f"TensorFlow {prov['versions'].get('tensorflow')}."]
+    paths = {k: os.path.join(out, f"table{table}.{k}") for k in ("md", "json", "png")}
+    with open(paths["md"], "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(paths["json"], "w") as f:
+        json.dump(data, f, indent=2)
+    _plot(data, cols[1:], paths["png"])
+    return paths
+
+
+def _plot(data: dict, cols: list[str], path: str) -> None:
+    """Robust accuracy per model and threat model: ours (paper's attacks, every attack)
+    beside the paper's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = data["rows"]
+    names = [r["name"] for r in rows.values()]
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.4), squeeze=False)
+    x = np.arange(len(rows))
+    for ax, c in zip(axes[0], cols):
+        series = [("ours, paper's attacks", [r["ours_paper_attacks"].get(c) for r in
+                                             rows.values()]),
+                  ("ours, every attack", [r["ours"].get(c) for r in rows.values()]),
+                  ("paper", [(r["paper"] or {}).get(c) for r in rows.values()])]
+        for k, (label, values) in enumerate(series):
+            heights = [np.nan if v is None else v for v in values]
+            ax.bar(x + (k - 1) * 0.27, heights, 0.27, label=label)
+        ax.set_xticks(x, names, rotation=45, fontsize=8)
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{HEAD[c]}" + (f" (eps {data['radii'][c]:g})" if c in data["radii"]
+                                     else ""))
+        ax.set_ylabel("robust accuracy (%)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

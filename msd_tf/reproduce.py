@@ -1,0 +1,218 @@
+"""`python -m msd_tf.reproduce --table=3 --scale=small|paper --output_dir=runs/table3`
+(and `--table=4 --scale=paper`): a paper table from one command.
+
+1. Trains every model of the table (standard training as a baseline, P_inf, P_2, P_1,
+   MAX, AVG, MSD) with `python -m msd_tf.main`, one run folder each under
+   `--output_dir`: a finished run is reused (nothing trained or exported again), a
+   killed one resumes from its newest checkpoint.
+2. Evaluates all of them with `python -m msd_tf.evaluate --suite=strong` (the paper's
+   attacks, then APGD-CE, APGD-T and Square / Sparse-RS on the examples still robust),
+   and, where a scale runs the slow paper attacks (C&W, Boundary, Pointwise) on fewer
+   examples, a second evaluation of those; both share one cache keyed by content, so a
+   rerun recomputes nothing.
+3. Writes `table<N>.md` / `table<N>.json` (our numbers beside the paper's, the
+   difference, the number of examples, the suites, how much the added attacks lower
+   each number, the run time of every step) and `table<N>.png`.
+
+Every step runs as a subprocess of the same commands a user types, with its output in
+`<output_dir>/logs/`; killed at any point, the same command continues.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from msd_tf import cli, paper
+
+_TABLE = flags.DEFINE_enum("table", "3", ["3", "4"], "Paper table: 3 (MNIST), 4 (CIFAR-10).")
+_SCALE = flags.DEFINE_enum(
+    "scale", "small", ["small", "paper", "smoke"],
+    "small: the CPU recipe of flags/mnist/small (Table 3 only, ~2 h on 2 cores); paper: "
+    "the paper's flagfiles (GPU hours); smoke: seconds, meaningless numbers (tests).")
+_MODELS = flags.DEFINE_list("models", list(paper.MODEL_NAMES),
+                            "Models to train and evaluate (default: all).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "Offline data (e.g. ../shared/data/mnist): Table 3 then trains on "
+    "test[1000:] and evaluates on test digits never trained on. Unset: tensorflow-datasets.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: runs/table<N>_<scale>.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
+
+SLOW_ATTACKS = ("boundary", "cw_l2", "pointwise_l2", "pointwise_l1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """How one table is reproduced at one scale.
+
+    Attributes:
+      train: flags of `msd_tf.main` for a model (its flagfile and overrides).
+      evaluate: flags of `msd_tf.evaluate` shared by both evaluations.
+      examples: examples of the main evaluation (every attack but the slow ones if
+        `slow_examples` is set).
+      slow_examples: examples on which the slow attacks run (None: with the others).
+      offline: training / evaluation flags added with `--data_dir`.
+      note: what the scale changes from the paper, for the table's header.
+    """
+
+    train: callable
+    evaluate: tuple[str, ...]
+    examples: int
+    slow_examples: int | None
+    offline: tuple[str, ...]
+    note: str
+
+
+def _paper_flags(dataset):
+    return lambda m: [f"--flagfile=flags/{dataset}/{m}.cfg"]
+
+
+SCALES = {
+    ("3", "paper"): Scale(
+        _paper_flags("mnist"), ("--flagfile=flags/mnist/eval.cfg", "--suite=strong"), 1000,
+        None, ("--train_split=test[1000:]",),
+        "the paper's flagfiles and evaluation protocol (10 restarts, every attack on the "
+        "first 1000 test digits), plus the strong suite"),
+    ("3", "small"): Scale(
+        lambda m: [f"--flagfile=flags/mnist/small/{m}.cfg"],
+        ("--flagfile=flags/mnist/eval.cfg", "--suite=strong", "--restarts=1",
+         "--square_queries=1000"), 500, 100, ("--train_split=test[1000:]",),
+        "9,000 training digits, 10 attack iterations per norm, 5-15 epochs "
+        "(flags/mnist/small); evaluation with 1 restart (paper: 10), Square / Sparse-RS "
+        "with 1000 queries (AutoAttack: 5000), the slow attacks on the first 100 digits"),
+    ("3", "smoke"): Scale(
+        lambda m: ["--flagfile=flags/smoke.cfg", f"--adversary={'none' if m == 'vanilla' else m}",
+                   f"--norms={m if m in ('linf', 'l2', 'l1') else 'linf,l2,l1'}",
+                   "--msd_steps=2", "--linf_steps=2", "--l2_steps=2", "--l1_steps=2"],
+        ("--dataset=mnist", "--suite=strong", "--restarts=1", "--budget=fast",
+         "--eval_split=test[:100]", "--attacks=pgd_linf,pgd_l2,pgd_l1,fgsm,apgd_ce_linf,"
+         "square_linf,apgd_ce_l1,sparse_rs_l1,cw_l2"), 8, 4, (),
+        "seconds: two steps of training, a few weak attacks (tests only)"),
+    ("4", "paper"): Scale(
+        _paper_flags("cifar10"), ("--flagfile=flags/cifar10/eval.cfg", "--suite=strong"),
+        1000, None, (), "the paper's flagfiles and evaluation protocol, plus the strong "
+        "suite"),
+}
+
+
+def _dataset(table: str) -> str:
+    return paper.DATASET_OF_TABLE[int(table)]
+
+
+def _run(cmd: list[str], log_path: str, *, dry_run: bool) -> float:
+    """Runs `python <cmd>` (a `-m msd_tf...` command) in the current folder, its output
+    appended to `log_path`; returns the seconds it took."""
+    print("+ " + " ".join(cmd), flush=True)
+    if dry_run:
+        return 0.0
+    t0 = time.time()
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    with open(log_path, "a") as log:
+        res = subprocess.run([sys.executable, *cmd], stdout=log, stderr=subprocess.STDOUT,
+                             env=env)
+    if res.returncode:
+        with open(log_path) as f:
+            tail = [line.strip() for line in f.readlines()[-30:]]
+        errors = [line for line in tail if line.startswith("error:")]
+        cli.fail(f"{cmd[1]} failed (exit {res.returncode}): "
+                 f"{errors[-1][7:] if errors else tail[-1] if tail else 'no output'} "
+                 f"(log: {log_path}). Fix it and run the same command again to continue.")
+    return time.time() - t0
+
+
+class _Timings:
+    """Wall seconds per step, accumulated over resumptions, in timings.json."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.values = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                self.values = json.load(f)
+
+    def add(self, key: str, seconds: float) -> None:
+        self.values[key] = round(self.values.get(key, 0.0) + seconds, 1)
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(self.values, f, indent=2, sort_keys=True)
+        os.replace(self.path + ".tmp", self.path)
+
+
+def _evaluate_args(scale: Scale, models: list[str], out: str, data_dir, *, slow: bool):
+    from msd_tf.evaluation import suite
+
+    paths = ",".join(os.path.join(out, m, "saved_model") for m in models)
+    args = ["-m", "msd_tf.evaluate", *[a for a in scale.evaluate if not a.startswith(
+        "--attacks=")], f"--models={paths}",
+            f"--cache_dir={os.path.join(out, 'cache')}"]
+    if data_dir:
+        args.append(f"--data_dir={data_dir}")
+    if scale.slow_examples is None:
+        return args + [f"--num_examples={scale.examples}",
+                       f"--output_dir={os.path.join(out, 'eval')}"]
+    names = [a.split("=", 1)[1].split(",") for a in scale.evaluate if a.startswith("--attacks=")]
+    if names:
+        names = names[0]
+    else:  # every attack of the strong suite
+        dataset = _dataset(_TABLE.value)
+        names = [s.name for s in suite.paper_suite(dataset) + suite.strong_additions(dataset)]
+    chosen = [n for n in names if (n in SLOW_ATTACKS) == slow]
+    return args + [f"--attacks={','.join(chosen)}",
+                   f"--num_examples={scale.slow_examples if slow else scale.examples}",
+                   f"--output_dir={os.path.join(out, 'eval_slow' if slow else 'eval')}"]
+
+
+def main(argv):
+    if len(argv) > 1:
+        cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
+    table, scale_name = _TABLE.value, _SCALE.value
+    scale = SCALES.get((table, scale_name))
+    if scale is None:
+        cli.fail(f"--table={table} has no --scale={scale_name}; known: "
+                 f"{sorted('--table=%s --scale=%s' % k for k in SCALES)}.")
+    unknown = [m for m in _MODELS.value if m not in paper.MODEL_NAMES]
+    if unknown:
+        cli.fail(f"unknown --models {unknown}; known: {list(paper.MODEL_NAMES)}.")
+    models = [m for m in paper.MODEL_NAMES if m in _MODELS.value]
+    data_dir = _DATA_DIR.value
+    if data_dir and not os.path.exists(data_dir):
+        cli.fail(f"--data_dir {data_dir}: no such file or folder.")
+    out = _OUTPUT_DIR.value or os.path.join("runs", f"table{table}_{scale_name}")
+    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    timings = _Timings(os.path.join(out, "timings.json"))
+    dry = _DRY_RUN.value
+    for i, m in enumerate(models):
+        print(f"[{i + 1}/{len(models)}] {paper.MODEL_NAMES[m]}", flush=True)
+        cmd = ["-m", "msd_tf.main", *scale.train(m)]
+        if data_dir:
+            cmd += [f"--data_dir={data_dir}", *scale.offline]
+        cmd.append(f"--output_dir={os.path.join(out, m)}")
+        timings.add(f"train/{m}", _run(cmd, os.path.join(out, "logs", f"{m}.log"),
+                                       dry_run=dry))
+    passes = [False] + ([True] if scale.slow_examples is not None else [])
+    for slow in passes:
+        name = "eval_slow" if slow else "eval"
+        print(f"[{name}] {len(models)} models", flush=True)
+        timings.add(name, _run(_evaluate_args(scale, models, out, data_dir, slow=slow),
+                               os.path.join(out, "logs", f"{name}.log"), dry_run=dry))
+    if dry:
+        return
+    from msd_tf.evaluation import reproduction
+
+    paths = reproduction.write(out, table=int(table), scale=scale_name,
+                                      note=scale.note, models=models,
+                                      timings=timings.values)
+    with open(paths["md"]) as f:
+        print(f.read())
+
+
+def run():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main, flags_parser=cli.parse_flags)
+
+
+if __name__ == "__main__":
+    run()
