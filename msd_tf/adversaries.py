@@ -1,124 +1,229 @@
 """Training adversaries: clean batch in, adversarial batch out (PAPER_NOTES section 4).
 
-`none` (standard training), `linf` / `l2` / `l1` (single-norm PGD), `msd`, `max`
-(worst case over the three PGD attacks), `avg` (the three PGD results together,
-a 3x batch) and `eat` (E-AT: one norm per batch, sampled in proportion to each
-norm's running adversarial error; Croce and Hein, ICML 2022, arXiv:2105.12508).
-Graph-level; called inside the Keras `train_step`.
+One class per adversary, chosen by name through `ADVERSARIES` (`make_adversary`):
+
+  none        standard training
+  linf l2 l1  single-norm PGD (P_inf, P_2, P_1)
+  msd         multi steepest descent over the union
+  max         worst case over the three PGD attacks
+  avg         the three PGD results together (a 3x batch)
+  eat         E-AT: one norm per batch, drawn in proportion to each norm's running
+              adversarial error (Croce and Hein, ICML 2022, arXiv:2105.12508)
+
+Adversaries are Keras layers, so that an adversary with state (E-AT's running error)
+owns it as a weight that the trainer tracks and the run's checkpoint saves. Their
+methods are graph-level: the Keras `train_step` calls them.
+
+Adding an adversary: subclass `Adversary` (override `perturb`, and `observe` if it
+learns from the training step), then add one entry to `ADVERSARIES`.
 """
 
 import dataclasses
 from typing import Sequence
 
+import keras
 import tensorflow as tf
 
 from msd_tf.attacks import base, msd_delta, pgd_delta, worst_case_delta
-from msd_tf.threats import ThreatModel
-
-ADVERSARIES = ("none", "linf", "l2", "l1", "msd", "max", "avg", "eat")
+from msd_tf.attacks.randomness import K_STREAM, fold
+from msd_tf.threats import NORMS, ThreatModel
 
 
 @dataclasses.dataclass
 class AdversaryOutput:
-    """`x_adv`, `y_adv` to train on (3x the batch for avg) and `counts` [3] of which
-    norm (linf, l2, l1) each example or MSD move came from (zeros where meaningless)."""
+    """The batch to train on and where it came from.
+
+    Attributes:
+      x, y: adversarial images and their labels (`repeats` times the batch for avg).
+      counts: `[3]` how many examples (or MSD moves) came from each norm, in the order
+        of `NORMS` (zeros where meaningless).
+      repeats: how many copies of the clean batch `x` holds (sample weights repeat).
+    """
 
     x: tf.Tensor
     y: tf.Tensor
     counts: tf.Tensor
+    repeats: int = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Adversary:
-    """A training adversary.
+def _per_norm(counts: tf.Tensor, threats: Sequence[ThreatModel]) -> tf.Tensor:
+    """Reorders `counts` (one per threat) into the slots of `NORMS`."""
+    idx = [[NORMS.index(t.norm)] for t in threats]
+    return tf.scatter_nd(idx, counts, [len(NORMS)])
 
-    Attributes:
-      name: one of `ADVERSARIES`.
-      threats: the l_inf, l_2, l_1 `ThreatModel`s (in that order; single-norm
-        adversaries use the one of their norm).
+
+class Adversary(keras.layers.Layer):
+    """Base class: makes the adversarial training batch.
+
+    Args:
+      threats: the threat models of the union, one per norm.
       msd_steps: MSD iterations (None: the largest `steps` of `threats`).
       training: the `training=` flag of model calls inside the attack (False: BatchNorm
         uses its moving statistics and the attack does not update them).
     """
 
-    name: str
-    threats: tuple[ThreatModel, ...] = ()
-    msd_steps: int | None = None
-    training: bool = False
+    needs_threats = True
 
-    def __post_init__(self):
-        if self.name not in ADVERSARIES:
-            raise ValueError(f"Adversary `name` must be one of {ADVERSARIES}. "
-                             f"Received: name={self.name!r}")
-        if self.name != "none" and not self.threats:
+    def __init__(self, threats: Sequence[ThreatModel] = (), *, msd_steps: int | None = None,
+                 training: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.threats = tuple(threats)
+        self.msd_steps = msd_steps
+        self.attack_training = bool(training)
+        if self.needs_threats and not self.threats:
             raise ValueError(f"Adversary {self.name!r} needs `threats`.")
-        if self.name in ("linf", "l2", "l1"):
-            self.threat(self.name)  # raises if missing
 
     def threat(self, norm: str) -> ThreatModel:
         for t in self.threats:
             if t.norm == norm:
                 return t
-        raise ValueError(f"Adversary {self.name!r} has no {norm} ThreatModel.")
+        raise ValueError(f"Adversary {self.name!r} needs an {norm} ThreatModel; it has "
+                         f"{[t.norm for t in self.threats]} (set --norms).")
 
-    def __call__(self, model, x: tf.Tensor, y: tf.Tensor, seed: tf.Tensor,
-                 norm_error: tf.Tensor | None = None,
-                 shared_seed: tf.Tensor | None = None) -> AdversaryOutput:
-        """Makes the adversarial batch.
+    def perturb(self, model, x: tf.Tensor, y: tf.Tensor, *, seed: tf.Tensor,
+                shared_seed: tf.Tensor) -> AdversaryOutput:
+        """The adversarial batch.
 
         Args:
-          seed: `[2]` stateless seed of this step (and replica).
-          norm_error: `eat` only: `[len(threats)]` running adversarial error per threat;
-            the norm is drawn with probability proportional to it.
-          shared_seed: `eat` only: a seed equal on all replicas, for that draw (so all
-            replicas train on the same norm); defaults to `seed`.
+          seed: `[2]` stateless seed of this step and replica.
+          shared_seed: a seed equal on all replicas (for draws all replicas must share).
         """
-        zeros = tf.zeros([3], tf.float32)
-        if self.name == "eat":
-            return self._eat(model, x, y, seed, norm_error,
-                             seed if shared_seed is None else shared_seed)
-        kw = dict(training=self.training)
-        if self.name == "none":
-            return AdversaryOutput(x, y, zeros)
-        if self.name in ("linf", "l2", "l1"):
-            out = pgd_delta(model, x, y, self.threat(self.name), seed, **kw)
-            return AdversaryOutput(base.adversarial_images(x, out.delta), y, zeros)
-        if self.name == "msd":
-            out = msd_delta(model, x, y, self.threats, seed, steps=self.msd_steps, **kw)
-        elif self.name == "max":
-            out = worst_case_delta(model, x, y, self.threats, seed, **kw)
-        else:  # avg: train on all three PGD results
-            outs = [pgd_delta(model, x, y, t, base.fold(seed, i), **kw)
-                    for i, t in enumerate(self.threats)]
-            x_all = tf.concat([base.adversarial_images(x, o.delta) for o in outs], axis=0)
-            batch = tf.cast(tf.shape(x)[0], tf.float32)
-            return AdversaryOutput(x_all, tf.concat([y] * len(outs), axis=0),
-                                   tf.fill([3], batch))
+        raise NotImplementedError
+
+    def observe(self, logits: tf.Tensor, output: AdversaryOutput) -> None:
+        """Called after the weight update with the training logits; a no-op here."""
+
+
+class Standard(Adversary):
+    """No attack: standard training."""
+
+    needs_threats = False
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        return AdversaryOutput(x, y, tf.zeros([len(NORMS)], tf.float32))
+
+
+class SingleNorm(Adversary):
+    """PGD in the ball of one norm (P_inf, P_2, P_1)."""
+
+    def __init__(self, norm: str, threats=(), **kwargs):
+        super().__init__(threats, **kwargs)
+        self.norm = norm
+        self.threat(norm)  # raises if missing
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        out = pgd_delta(model, x, y, self.threat(self.norm), seed,
+                        training=self.attack_training)
+        return AdversaryOutput(base.adversarial_images(x, out.delta), y,
+                               tf.zeros([len(NORMS)], tf.float32))
+
+
+class MSD(Adversary):
+    """Multi steepest descent (Algorithm 1): the worst of the steps at every iteration."""
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        out = msd_delta(model, x, y, self.threats, seed, steps=self.msd_steps,
+                        training=self.attack_training)
         return AdversaryOutput(base.adversarial_images(x, out.delta), y,
                                _per_norm(out.counts, self.threats))
 
-    def _eat(self, model, x, y, seed, norm_error, shared_seed):
-        if norm_error is None:
-            norm_error = tf.ones([len(self.threats)])
-        choice = _eat_choice(norm_error, base.fold(shared_seed, base.K_STREAM + 1))
-        branches = [
-            (lambda t=t: pgd_delta(model, x, y, t, seed, training=self.training).delta)
-            for t in self.threats]
+
+class Max(Adversary):
+    """The worst case (highest loss) of the single-norm PGD attacks, per example."""
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        out = worst_case_delta(model, x, y, self.threats, seed, training=self.attack_training)
+        return AdversaryOutput(base.adversarial_images(x, out.delta), y,
+                               _per_norm(out.counts, self.threats))
+
+
+class Avg(Adversary):
+    """All the single-norm PGD results together: a `len(threats)` times batch."""
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        outs = [pgd_delta(model, x, y, t, fold(seed, i), training=self.attack_training)
+                for i, t in enumerate(self.threats)]
+        x_all = tf.concat([base.adversarial_images(x, o.delta) for o in outs], axis=0)
+        batch = tf.cast(tf.shape(x)[0], tf.float32)
+        return AdversaryOutput(x_all, tf.concat([y] * len(outs), axis=0),
+                               _per_norm(tf.fill([len(outs)], batch), self.threats),
+                               repeats=len(outs))
+
+
+class EAT(Adversary):
+    """E-AT: each batch is attacked with ONE norm's PGD, drawn with probability
+    proportional to that norm's running adversarial error.
+
+    The running error is an exponential moving average (momentum 0.9) per threat, a
+    weight of this layer: the same on all replicas, saved with the run's checkpoint.
+    """
+
+    momentum = 0.9
+
+    def __init__(self, threats=(), **kwargs):
+        super().__init__(threats, **kwargs)
+        self.norm_error = self.add_weight(
+            shape=(len(self.threats),), initializer="ones", trainable=False,
+            name="norm_error", aggregation="only_first_replica")
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        # All replicas draw with the same seed, so they train on the same norm.
+        choice = eat_choice(self.norm_error, fold(shared_seed, K_STREAM + 1))
+        branches = [(lambda t=t: pgd_delta(model, x, y, t, seed,
+                                           training=self.attack_training).delta)
+                    for t in self.threats]
         delta = tf.switch_case(choice, branches)
         one_hot = tf.one_hot(choice, len(self.threats)) * tf.cast(tf.shape(x)[0], tf.float32)
         return AdversaryOutput(base.adversarial_images(x, delta), y,
                                _per_norm(one_hot, self.threats))
 
+    def observe(self, logits, output):
+        """Moves the drawn norm's running error toward this step's adversarial error
+        (averaged over replicas)."""
+        error = tf.reduce_mean(tf.cast(
+            tf.argmax(logits, axis=1, output_type=tf.int32) != tf.cast(output.y, tf.int32),
+            tf.float32))
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            error = replica.all_reduce("MEAN", error)
+        chosen = tf.gather(tf.cast(output.counts > 0, tf.float32),
+                           [NORMS.index(t.norm) for t in self.threats])
+        m = self.momentum
+        self.norm_error.assign(self.norm_error * (1 - chosen * (1 - m))
+                               + chosen * (1 - m) * error)
 
-def _eat_choice(norm_error: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+
+def eat_choice(norm_error: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Index drawn with probability proportional to `norm_error` (floored at 1e-3)."""
     p = tf.maximum(tf.cast(norm_error, tf.float32), 1e-3)
     return tf.random.stateless_categorical(tf.math.log(p / tf.reduce_sum(p))[None], 1,
                                            seed, dtype=tf.int32)[0, 0]
 
 
-def _per_norm(counts: tf.Tensor, threats: Sequence[ThreatModel]) -> tf.Tensor:
-    """Reorders `counts` (one per threat) into (linf, l2, l1) slots."""
-    slots = {"linf": 0, "l2": 1, "l1": 2}
-    idx = [[slots[t.norm]] for t in threats]
-    return tf.scatter_nd(idx, counts, [3])
+ADVERSARIES = {
+    "none": Standard,
+    "linf": lambda threats, **kw: SingleNorm("linf", threats, **kw),
+    "l2": lambda threats, **kw: SingleNorm("l2", threats, **kw),
+    "l1": lambda threats, **kw: SingleNorm("l1", threats, **kw),
+    "msd": MSD,
+    "max": Max,
+    "avg": Avg,
+    "eat": EAT,
+}
+
+
+def make_adversary(name: str, threats: Sequence[ThreatModel] = (), *,
+                   msd_steps: int | None = None, training: bool = False) -> Adversary:
+    """The adversary registered as `name`.
+
+    Raises:
+      ValueError: unknown `name` (the message lists the known ones), or threats that
+        do not fit it.
+
+    Example:
+      >>> make_adversary("msd", threats.MSD_TRAIN["mnist"][0], msd_steps=100)
+    """
+    if name not in ADVERSARIES:
+        raise ValueError(f"Unknown adversary {name!r}; known: {list(ADVERSARIES)}.")
+    return ADVERSARIES[name](tuple(threats), msd_steps=msd_steps, training=training,
+                             name=f"adversary_{name}")

@@ -20,6 +20,7 @@ import time
 from typing import Callable
 
 import tensorflow as tf
+from absl import logging
 
 _NAME = re.compile(r"^ckpt-(\d+)\.index$")
 CORRUPT_DIR = "corrupt"
@@ -57,7 +58,7 @@ def _short(e: BaseException) -> str:
 
 
 def restore_newest(checkpoint: tf.train.Checkpoint, folder: str, *, partial: bool = False,
-                   log: Callable[[str], None] = print, move_failed: bool = True):
+                   log: Callable[[str], None] = logging.warning, move_failed: bool = True):
     """Restores the newest checkpoint of `folder` that restores.
 
     Args:
@@ -110,7 +111,7 @@ class CheckpointWriter:
     """Saves `ckpt-<number>` files into `folder` under the rules of this module."""
 
     def __init__(self, checkpoint: tf.train.Checkpoint, folder: str, *, keep: int = 2,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = logging.warning):
         if keep < 0:
             raise ValueError(f"Argument `keep` must be >= 0 (0: keep all). Received: {keep}")
         self.checkpoint, self.folder, self.keep, self.log = checkpoint, folder, keep, log

@@ -8,6 +8,7 @@ the documented commands work from any folder. Nested `--flagfile=` lines resolve
 same way. Flags keep absl's order: the last value wins.
 """
 
+import logging
 import os
 import sys
 
@@ -20,6 +21,17 @@ def fail(message: str) -> None:
     """Prints `error: message` on stderr and exits with `BAD_INPUT`."""
     print(f"error: {message}", file=sys.stderr, flush=True)
     sys.exit(BAD_INPUT)
+
+
+def nondeterministic_op(error: Exception) -> str | None:
+    """The `error:` message for TF's "no deterministic implementation" error (some GPU
+    kernels under op determinism), naming the op and the escape; None for other errors."""
+    text = str(error)
+    if "determinis" not in text.lower():
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    return (f"an op has no deterministic implementation on this device ({first}); rerun "
+            "with --nodeterministic (runs are then not bit-exact) or avoid that op.")
 
 
 def flag_roots() -> list[str]:
@@ -85,9 +97,23 @@ def parse_flags(argv: list[str]) -> list[str]:
         rest = flags.FLAGS(expanded)
     except (flags.Error, OSError, ValueError) as e:
         fail(f"{e}. See --helpshort for the flags.")
-    if "verbosity" in flags.FLAGS and not flags.FLAGS["verbosity"].present:
-        from absl import logging
-
-        logging.set_verbosity(logging.WARNING)  # library INFO lines would bury ours
+    quiet_libraries()
     return rest
+
+
+class _OursOrImportant(logging.Filter):
+    """Passes msd_tf's records and everybody's warnings; drops the INFO lines that
+    TensorFlow and Keras send through absl (they would bury ours)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or f"{os.sep}msd_tf{os.sep}" in record.pathname
+
+
+def quiet_libraries() -> None:
+    """Installs `_OursOrImportant` on absl's log handler (idempotent)."""
+    from absl import logging as absl_logging
+
+    handler = absl_logging.get_absl_handler()
+    if not any(isinstance(f, _OursOrImportant) for f in handler.filters):
+        handler.addFilter(_OursOrImportant())
 

@@ -1,5 +1,5 @@
 """The absl flags that both entry points take (training: `msd_tf.flags`; evaluation:
-`msd_tf.evaluate`): the data, the seed, determinism and the output folder.
+`msd_tf.evaluate`): the data, the seed, determinism, XLA and the output folder.
 
 Imported by entry points only; library code takes plain arguments.
 """
@@ -18,4 +18,7 @@ SEED = flags.DEFINE_integer("seed", 0, "Seed of weights, data order and attacks.
 DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", True, "TF op determinism and one inter-op thread: bit-exact reruns "
     "and resumption.")
+JIT_COMPILE = flags.DEFINE_bool(
+    "jit_compile", False, "Compile with XLA: the train step (attack included) when "
+    "training, our attacks when evaluating.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs/default", "Where the command writes.")

@@ -1,15 +1,21 @@
-"""`TrainConfig`: every setting of a training run, validated, with no absl dependency."""
+"""`TrainConfig`: every setting of a training run, as a plain frozen dataclass.
+
+Importing it loads no TensorFlow and no attack code: it depends on `threats` only.
+Fields are checked for shape and range here; names (data set, model, adversary,
+optimizer, strategy) are checked where the objects are built, by their registries,
+which `experiment.train` does before it writes anything.
+"""
 
 import dataclasses
 import json
 
-from msd_tf import data
-from msd_tf.adversaries import ADVERSARIES, Adversary
-from msd_tf.models import MODELS
-from msd_tf.threats import ThreatModel
+from msd_tf.threats import NORMS, ThreatModel, presets
 
-STRATEGIES = ("default", "mirrored", "multi_worker")
-OPTIMIZERS = ("adam", "sgd")
+# Keras dtype policies: the model computes in the low precision; attacks keep the
+# perturbation, projections, norms and losses in float32 (models end in a float32 layer).
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# One run each: the paper's two l_1 runs (appendix C.1) are set in its flagfiles.
+DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="train"))
 # Fields that may differ between a run and its resumption (not part of the experiment).
 # The data are compared by content (`train_data_sha256`), not by `data_dir`, so the
 # same files given by a relative or an absolute path are the same experiment.
@@ -18,7 +24,11 @@ _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_check
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """A training run. See `msd_tf/flags.py` for the meaning of every field."""
+    """A training run. See `msd_tf/flags.py` for the meaning of every field.
+
+    `threats` holds one `ThreatModel` per norm of the union, in the order l_inf, l_2,
+    l_1 (built by name: `ThreatModel(norm="l2", eps=2.0, ...)`).
+    """
 
     dataset: str = "mnist"
     data_dir: str | None = None
@@ -26,21 +36,7 @@ class TrainConfig:
     eval_split: str = "test[:1000]"
     model: str = "mnist_cnn"
     adversary: str = "msd"
-    norms: tuple[str, ...] = ("linf", "l2", "l1")
-    linf_eps: float = 0.3
-    linf_alpha: float = 0.01
-    linf_steps: int = 50
-    l2_eps: float = 2.0
-    l2_alpha: float = 0.1
-    l2_steps: int = 100
-    l1_eps: float = 10.0
-    l1_alpha: float = 0.8
-    l1_steps: int = 50
-    l1_restarts: int = 1
-    l1_k1: int = 5
-    l1_k2: int = 20
-    l1_projection: str = "clip_then_project"
-    random_start: bool = False
+    threats: tuple[ThreatModel, ...] = DEFAULT_THREATS
     msd_steps: int = 100
     attack_training_mode: bool = False
     epochs: int = 15
@@ -55,41 +51,30 @@ class TrainConfig:
     seed: int = 0
     strategy: str = "default"
     jit_compile: bool = False
+    precision: str = "float32"
     deterministic: bool = True
     init_from: str | None = None
     keep_checkpoints: int = 2
     output_dir: str = "runs/default"
 
     def __post_init__(self):
-        def choice(name, allowed):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"`{name}` must be one of {sorted(allowed)}. "
-                                 f"Received: {name}={getattr(self, name)!r}")
-
-        choice("dataset", list(data.DATASETS))
-        choice("model", MODELS)
-        choice("adversary", ADVERSARIES)
-        choice("strategy", STRATEGIES)
-        choice("optimizer", OPTIMIZERS)
         for name in ("epochs", "batch_size", "msd_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
-        if self.steps_per_epoch < 0:
-            raise ValueError(f"`steps_per_epoch` must be >= 0 (0: a full pass). "
-                             f"Received: {self.steps_per_epoch}")
-        if self.weight_decay < 0:
-            raise ValueError(f"`weight_decay` must be >= 0. Received: {self.weight_decay}")
-        object.__setattr__(self, "norms", tuple(self.norms))
-        if not self.norms or len(set(self.norms)) != len(self.norms) or not set(
-                self.norms) <= {"linf", "l2", "l1"}:
-            raise ValueError("`norms` must be distinct names among linf, l2, l1. "
-                             f"Received: norms={self.norms!r}")
-        if self.adversary in ("linf", "l2", "l1") and self.adversary not in self.norms:
-            raise ValueError(f"`adversary` {self.adversary!r} is not among `norms` "
-                             f"{self.norms!r}.")
-        data.parse_split(self.train_split)
-        data.parse_split(self.eval_split)
-        self.threats()  # validates eps, alpha, steps, k-range
+        for name, low in (("steps_per_epoch", "0 (0: a full pass)"),
+                          ("weight_decay", "0"), ("keep_checkpoints", "0 (0: keep all)")):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= {low}. Received: {getattr(self, name)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"`precision` must be one of {PRECISIONS}. "
+                             f"Received: precision={self.precision!r}")
+        threats = tuple(t if isinstance(t, ThreatModel) else ThreatModel(**t)
+                        for t in self.threats)
+        norms = [t.norm for t in threats]
+        if not norms or sorted(norms, key=NORMS.index) != norms or len(set(norms)) != len(norms):
+            raise ValueError("`threats` must be one ThreatModel per norm, distinct, in the order "
+                             f"{NORMS}. Received norms {norms}")
+        object.__setattr__(self, "threats", threats)
         object.__setattr__(self, "lr_epochs", tuple(float(v) for v in self.lr_epochs))
         object.__setattr__(self, "lr_values", tuple(float(v) for v in self.lr_values))
         if len(self.lr_epochs) != len(self.lr_values) or len(self.lr_epochs) < 2:
@@ -98,28 +83,11 @@ class TrainConfig:
         if any(b <= a for a, b in zip(self.lr_epochs, self.lr_epochs[1:])):
             raise ValueError("`lr_epochs` must increase strictly (knots of the schedule, "
                              f"in epochs), e.g. 0,6,15. Received: {self.lr_epochs}")
-        if self.keep_checkpoints < 0:
-            raise ValueError("`keep_checkpoints` must be >= 0 (0: keep all). "
-                             f"Received: {self.keep_checkpoints}")
 
-    def threats(self) -> tuple[ThreatModel, ...]:
-        """The `ThreatModel`s of `norms`, in the order linf, l2, l1."""
-        return tuple(t for t in self._all_threats() if t.norm in self.norms)
-
-    def _all_threats(self) -> tuple[ThreatModel, ...]:
-        common = dict(random_start=self.random_start)
-        return (
-            ThreatModel("linf", self.linf_eps, self.linf_alpha, self.linf_steps,
-                                **common),
-            ThreatModel("l2", self.l2_eps, self.l2_alpha, self.l2_steps, **common),
-            ThreatModel("l1", self.l1_eps, self.l1_alpha, self.l1_steps,
-                                restarts=self.l1_restarts, k_range=(self.l1_k1, self.l1_k2),
-                                l1_projection=self.l1_projection, **common),
-        )
-
-    def make_adversary(self) -> Adversary:
-        return Adversary(self.adversary, self.threats(), msd_steps=self.msd_steps,
-                         training=self.attack_training_mode)
+    @property
+    def norms(self) -> tuple[str, ...]:
+        """The norms of the union, in the order l_inf, l_2, l_1."""
+        return tuple(t.norm for t in self.threats)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -134,6 +102,26 @@ class TrainConfig:
         return json.loads(json.dumps(d))  # tuples -> lists, as read back from JSON
 
 
+def _upgrade(saved: dict) -> dict:
+    """A config.json written before the threats were nested (flat `linf_eps`, ...)."""
+    if "threats" in saved or "linf_eps" not in saved:
+        return saved
+    saved = dict(saved)
+    common = {"random_start": saved.pop("random_start", False)}
+    threats = []
+    for n in NORMS:
+        fields = {k: saved.pop(f"{n}_{k}") for k in ("eps", "alpha", "steps")}
+        if n == "l1":
+            fields.update(restarts=saved.pop("l1_restarts"),
+                          k_range=[saved.pop("l1_k1"), saved.pop("l1_k2")],
+                          l1_projection=saved.pop("l1_projection"))
+        if n in saved.get("norms", NORMS):
+            threats.append(dataclasses.asdict(ThreatModel(norm=n, **fields, **common)))
+    saved.pop("norms", None)
+    saved["threats"] = json.loads(json.dumps(threats))
+    return saved
+
+
 def experiment_of(saved: dict) -> dict:
     """`TrainConfig.experiment` of a saved config.json (its extra keys included)."""
-    return {k: v for k, v in saved.items() if k not in _NOT_EXPERIMENT}
+    return {k: v for k, v in _upgrade(saved).items() if k not in _NOT_EXPERIMENT}

@@ -23,6 +23,7 @@ from absl import app, flags
 
 from msd_tf import cli
 from msd_tf import common_flags as common
+from msd_tf.threats import NORMS
 
 _MODELS = flags.DEFINE_list("models", None, "SavedModel folders or training-run folders.")
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 1000, "First N examples of the split.",
@@ -39,11 +40,21 @@ _SQUARE_QUERIES = flags.DEFINE_integer(
 _CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Where results are cached (default: <output_dir>/cache); evaluations "
     "may share one: results are keyed by content.")
-_ATTACKS = flags.DEFINE_list("attacks", None, "Run only these attacks of the suite.")
+_ATTACKS = flags.DEFINE_list("attacks", None,
+                             "Run only these attacks of the suite, in this order.")
+_ONLY_ROBUST = flags.DEFINE_list(
+    "only_robust", [], "Run these attacks only on the examples every earlier attack of "
+    "their norm (and --prune_with) left robust (AutoAttack's protocol).")
+_ATTACK_STEPS = flags.DEFINE_list(
+    "attack_steps", [], "Budget overrides, name:steps (iterations or queries), e.g. "
+    "boundary:1000,cw_l2:200. The report's provenance records them.")
+_PRUNE_WITH = flags.DEFINE_string(
+    "prune_with", None, "An earlier evaluation's --output_dir of the same models and "
+    "examples: --only_robust attacks skip the examples it broke.")
 _BUDGET = flags.DEFINE_enum("budget", "paper", ["paper", "fast"],
                             "fast: a few iterations per attack (smoke tests only).")
 _EVAL_EPS = {n: flags.DEFINE_float(f"eval_{n}_eps", None, f"{n} radius (default: paper's).")
-             for n in ("linf", "l2", "l1")}
+             for n in NORMS}
 _EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 100, "Examples per attack batch.",
                                    lower_bound=1)
 _CORRUPTIONS = flags.DEFINE_enum(
@@ -51,7 +62,7 @@ _CORRUPTIONS = flags.DEFINE_enum(
     "CIFAR-10-C accuracy instead of attacks (Table 7): the standard 15 corruptions or all "
     "19, every severity (tensorflow-datasets cifar10_corrupted).")
 
-for _n in ("linf", "l2", "l1"):
+for _n in NORMS:
     flags.register_validator(f"eval_{_n}_eps", lambda v: v is None or v > 0,
                              message=f"--eval_{_n}_eps must be > 0")
 
@@ -61,9 +72,12 @@ class EvalError(ValueError):
 
 
 def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps,
-                apgd_steps: int = 100, queries: int = 5000):
+                apgd_steps: int = 100, queries: int = 5000, only_robust=(), steps=None):
     """The attacks of `suite_name` ("paper", "strong" or its alias "autoattack"), or the
-    `names` among them."""
+    `names` among them in that order; `only_robust` names become `only_robust`, `steps`
+    (name -> int) overrides budgets."""
+    import dataclasses
+
     from msd_tf.evaluation import suite
 
     specs = suite.paper_suite(dataset, restarts=restarts, eps=eps, budget=budget)
@@ -76,8 +90,52 @@ def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: 
         if unknown:
             raise EvalError(f"Unknown attack(s) {unknown}; the {suite_name} suite has "
                             f"{sorted(known)}.")
-        specs = [s for s in specs if s.name in names]
-    return specs
+        by_name = {s.name: s for s in specs}
+        specs = [by_name[n] for n in dict.fromkeys(names)]
+    changes = {n: {} for n in (*only_robust, *(steps or {}))}
+    for n in only_robust:
+        changes[n]["only_robust"] = True
+    for n, v in (steps or {}).items():
+        changes[n]["steps"] = v
+    unknown = sorted(set(changes) - {s.name for s in specs})
+    if unknown:
+        raise EvalError(f"--only_robust / --attack_steps name attacks not in the run: "
+                        f"{unknown}.")
+    return [dataclasses.replace(s, **changes[s.name]) if s.name in changes else s
+            for s in specs]
+
+
+def _attack_steps(values) -> dict:
+    out = {}
+    for item in values:
+        name, _, steps = item.partition(":")
+        if not steps.isdigit() or int(steps) < 1:
+            raise EvalError(f"--attack_steps wants name:steps with steps >= 1; got {item!r}.")
+        out[name] = int(steps)
+    return out
+
+
+def _prior(prune_with: str, name: str, keys) -> dict:
+    """norm -> examples an earlier evaluation (`prune_with`) broke, for model `name`,
+    checked to be the same examples."""
+    import numpy as np
+
+    from msd_tf.evaluation import report
+
+    path = os.path.join(prune_with, f"per_example_{name}.npz")
+    try:
+        with open(os.path.join(prune_with, "results.json")) as f:
+            suite_specs = json.load(f)["suite"]
+        with np.load(path) as f:
+            per = {k: f[k] for k in f.files}
+    except (OSError, ValueError, KeyError) as e:
+        raise EvalError(f"--prune_with {prune_with}: cannot read {path} or its results.json "
+                        f"({e}); evaluate the same models there first.") from e
+    earlier = per.get("example_key", np.array([]))[:len(keys)]
+    if len(earlier) < len(keys) or not np.array_equal(earlier, keys):
+        raise EvalError(f"--prune_with {prune_with}: its examples differ from these (model "
+                        f"{name}); use the evaluation of the same data.")
+    return {n: b[:len(keys)] for n, b in report.broken_per_norm(per, suite_specs).items()}
 
 
 def load_checked(path: str, x, classes: int, dataset: str):
@@ -115,7 +173,8 @@ def load_checked(path: str, x, classes: int, dataset: str):
 def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: int,
              output_dir: str, specs, batch_size: int = 100, seed: int = 0,
              verbose: bool = True, on_compute=None, suite_name: str = "custom",
-             cache_dir: str | None = None) -> dict:
+             cache_dir: str | None = None, jit_compile: bool = False,
+             prune_with: str | None = None) -> dict:
     """Evaluates every model; writes all report files; returns the summaries."""
     import numpy as np
 
@@ -128,6 +187,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
     classes = data.DATASETS[dataset]["classes"]
     os.makedirs(output_dir, exist_ok=True)
     code = runner.code_version()
+    keys = runner.example_keys(x, y)
     summaries, curves, warnings, models = {}, {}, {}, {}
     for path in model_paths:
         name = model_name(path)
@@ -144,10 +204,11 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
         clean, records, grid = runner.run_suite(
             name, loaded.fingerprint, loaded.logits_fn, x, y, specs, output_dir=output_dir,
             batch_size=batch_size, seed=seed, verbose=verbose, on_compute=on_compute,
-            code=code, cache_dir=cache_dir)
+            code=code, cache_dir=cache_dir, jit_compile=jit_compile,
+            prior_broken=_prior(prune_with, name, keys) if prune_with else None)
         summaries[name] = report.aggregate(clean, records)
         report.save_per_example(os.path.join(output_dir, f"per_example_{name}.npz"),
-                                clean, records)
+                                clean, records, keys)
         for norm, info in summaries[name]["norms"].items():
             radii = np.linspace(0, 2 * info["eps"], 41)
             panel = curves.setdefault(norm, {"radii": radii, "eps": info["eps"], "models": {}})
@@ -170,6 +231,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
             "data_dir": os.path.abspath(data_dir) if data_dir else None,
             "split": split, "num_examples": len(x), "data_sha256": fingerprints.of_arrays(x, y),
             "suite": suite_name, "restarts": sorted({s.restarts for s in specs}),
+            "pruned_with": os.path.abspath(prune_with) if prune_with else None,
             "seed": seed, "attack_seeds": "per (model, attack, batch): "
             "msd_tf.evaluation.runner.attack_seed(seed, model sha256, attack, batch); "
             "per restart within it", "batch_size": batch_size,
@@ -240,11 +302,14 @@ def main(argv):
         eps = {n: h.value for n, h in _EVAL_EPS.items() if h.value is not None}
         specs = build_suite(f.dataset, _ATTACKS.value, restarts=_RESTARTS.value,
                             suite_name=_SUITE.value, budget=_BUDGET.value, eps=eps,
-                            apgd_steps=_APGD_STEPS.value, queries=_SQUARE_QUERIES.value)
+                            apgd_steps=_APGD_STEPS.value, queries=_SQUARE_QUERIES.value,
+                            only_robust=_ONLY_ROBUST.value,
+                            steps=_attack_steps(_ATTACK_STEPS.value))
         evaluate(_MODELS.value, dataset=f.dataset, data_dir=f.data_dir, split=f.eval_split,
                  num_examples=_NUM_EXAMPLES.value, output_dir=f.output_dir, specs=specs,
                  batch_size=_EVAL_BATCH.value, seed=f.seed, suite_name=_SUITE.value,
-                 cache_dir=_CACHE_DIR.value)
+                 cache_dir=_CACHE_DIR.value, jit_compile=common.JIT_COMPILE.value,
+                 prune_with=_PRUNE_WITH.value)
     except (EvalError, data.DataError) as e:
         cli.fail(str(e))
     with open(os.path.join(f.output_dir, "results.md")) as fh:

@@ -30,11 +30,15 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
-from msd_tf import checkpoints, data, fingerprints, schedules
+from msd_tf import checkpoints, data, fingerprints
+from msd_tf.adversaries import Adversary, make_adversary
 from msd_tf.config import TrainConfig, experiment_of
+from msd_tf.distribute import worker_dir
 from msd_tf.export import export_saved_model, load_weights_into
 from msd_tf.models import build_model
+from msd_tf.optimizers import make_optimizer
 from msd_tf.training import AdversarialTrainer
 
 
@@ -59,24 +63,11 @@ class Parts:
     """Everything `build` creates (inside the strategy's scope)."""
 
     model: keras.Model
+    adversary: Adversary
     optimizer: keras.optimizers.Optimizer
     trainer: AdversarialTrainer
     epoch: tf.Variable
     checkpoint: tf.train.Checkpoint
-
-
-def worker_dir(strategy: tf.distribute.Strategy, output_dir: str) -> str:
-    """Where this process writes: `output_dir` for the chief (and single-process runs);
-    `output_dir/.worker_<id>` for other multi-worker tasks, which must still save their
-    own checkpoints and model (saving is a collective operation) but not over the chief's.
-    """
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return output_dir
-    cluster = resolver.cluster_spec().as_dict()
-    chief = resolver.task_type == "chief" or (
-        "chief" not in cluster and resolver.task_type == "worker" and resolver.task_id == 0)
-    return output_dir if chief else os.path.join(output_dir, f".worker_{resolver.task_id}")
 
 
 def load_inputs(config: TrainConfig) -> Inputs:
@@ -126,32 +117,42 @@ def check_output_dir(config: TrainConfig, train_sha256: str) -> None:
                        f"({details}). Use a new --output_dir.")
 
 
-def _optimizer(config: TrainConfig, steps_per_epoch: int):
-    lr = schedules.PiecewiseLinear(config.lr_epochs, config.lr_values, steps_per_epoch)
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=config.momentum)
-    return keras.optimizers.Adam(lr)
-
-
 def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int) -> Parts:
-    """Model, optimizer (built, so that its slots exist before a restore), trainer."""
+    """Model, adversary, optimizer (built, so that its slots exist before a restore) and
+    trainer, each from its registry by name.
+
+    Raises:
+      RunError: a name or setting a registry refuses (the message lists the known names).
+    """
     info = data.DATASETS[config.dataset]
     with strategy.scope():
-        model = build_model(config.model, info["shape"], info["classes"])
-        optimizer = _optimizer(config, steps_per_epoch)
-        trainer = AdversarialTrainer(model, config.make_adversary(), seed=config.seed,
+        try:
+            model = build_model(config.model, info["shape"], info["classes"])
+            adversary = make_adversary(config.adversary, config.threats,
+                                       msd_steps=config.msd_steps,
+                                       training=config.attack_training_mode)
+            optimizer = make_optimizer(config.optimizer, lr_epochs=config.lr_epochs,
+                                       lr_values=config.lr_values,
+                                       steps_per_epoch=steps_per_epoch,
+                                       momentum=config.momentum)
+        except ValueError as e:
+            raise RunError(str(e)) from e
+        trainer = AdversarialTrainer(model, adversary, seed=config.seed,
                                      weight_decay=config.weight_decay)
         trainer.compile(optimizer=optimizer,
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                         jit_compile=config.jit_compile)
+        # Under mixed_float16, compile wraps it in a LossScaleOptimizer (loss scaling):
+        # that is the one to build and checkpoint.
+        optimizer = trainer.optimizer
         optimizer.build(model.trainable_variables)
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch,
-                                     norm_error=trainer.norm_error)
-    return Parts(model, optimizer, trainer, epoch, checkpoint)
+                                     adversary=adversary)
+    return Parts(model, adversary, optimizer, trainer, epoch, checkpoint)
 
 
-def restore(config: TrainConfig, parts: Parts, log: Callable[[str], None] = print) -> int:
+def restore(config: TrainConfig, parts: Parts, log: Callable[[str], None] = logging.info) -> int:
     """Restores the newest usable checkpoint (or `--init_from`); returns the start epoch."""
     folder = os.path.join(config.output_dir, "checkpoints")
     try:
@@ -239,8 +240,8 @@ def _fit_multi_worker(trainer, strategy, ds, config, start, steps_per_epoch, cal
         logs = {k: float(v) for k, v in logs.items()}
         for k, v in logs.items():
             history.setdefault(k, []).append(v)
-        print(f"Epoch {e + 1}/{config.epochs} - {time.time() - t0:.0f}s - "
-              + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())), flush=True)
+        logging.info(f"Epoch {e + 1}/{config.epochs} - {time.time() - t0:.0f}s - "
+                     + " - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())))
         callbacks.on_epoch_end(e, logs)
         for m in trainer.metrics:
             m.reset_state()
@@ -283,7 +284,7 @@ def _exported_checkpoint(export_dir: str) -> str | None:
 
 
 def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history: dict,
-                      seconds: float, log: Callable[[str], None] = print) -> dict:
+                      seconds: float, log: Callable[[str], None] = logging.info) -> dict:
     """Writes saved_model/ and summary.json (clean accuracy of the exported weights).
 
     The SavedModel records the fingerprint of the checkpoint it was exported from; a
@@ -320,7 +321,7 @@ def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history
 
 
 def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, *,
-          verbose="auto", log: Callable[[str], None] = print) -> dict:
+          verbose="auto", log: Callable[[str], None] = logging.info) -> dict:
     """Runs (or resumes) a training run; returns the summary also written to summary.json.
 
     Raises:

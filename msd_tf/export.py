@@ -59,6 +59,7 @@ class LoadedModel:
       fingerprint: SHA-256 of the content that defines the model (a SavedModel's graph
         and variables, or a run's model settings and restored checkpoint files).
       source: what was loaded ("SavedModel" or the checkpoint prefix).
+      variables: the model's variables (for inspection, e.g. first-layer filters).
     """
 
     path: str
@@ -66,6 +67,7 @@ class LoadedModel:
     metadata: dict
     fingerprint: str
     source: str
+    variables: tuple = ()
 
 
 def _short(e: BaseException) -> str:
@@ -127,7 +129,8 @@ def load_model(path: str) -> LoadedModel:
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         fingerprint = fingerprints.of_saved_model(path)
         logits_fn, meta = load_logits_fn(path)
-        return LoadedModel(path, logits_fn, meta, fingerprint, "SavedModel")
+        return LoadedModel(path, logits_fn, meta, fingerprint, "SavedModel",
+                           tuple(logits_fn.saved_model.variables))
     if os.path.isfile(os.path.join(path, "config.json")):
         from msd_tf import checkpoints, data
         from msd_tf.models import build_model
@@ -153,7 +156,7 @@ def load_model(path: str) -> LoadedModel:
         fingerprint = fingerprints.of_json({"dataset": cfg["dataset"], "model": cfg["model"],
                                             "checkpoint": fingerprints.of_checkpoint(found[1])})
         return LoadedModel(path, lambda x: model(x, training=False), meta, fingerprint,
-                           found[1])
+                           found[1], tuple(model.weights))
     raise ModelLoadError(f"{path} is neither a SavedModel folder (saved_model.pb) nor a "
                          "training run folder (config.json + checkpoints/).")
 

@@ -8,62 +8,77 @@ from absl import flags
 
 from msd_tf import common_flags as common
 from msd_tf.adversaries import ADVERSARIES
-from msd_tf.config import OPTIMIZERS, STRATEGIES, TrainConfig
+from msd_tf.config import DEFAULT_THREATS, PRECISIONS, TrainConfig
+from msd_tf.distribute import STRATEGIES
 from msd_tf.models import MODELS
+from msd_tf.optimizers import OPTIMIZERS
+from msd_tf.threats import L1_PROJECTIONS, NORMS, ThreatModel
 
-_TRAIN_SPLIT = flags.DEFINE_string("train_split", "train", "e.g. train, test[1000:].")
-_MODEL = flags.DEFINE_enum("model", "mnist_cnn", sorted(MODELS), "Architecture.")
-_ADVERSARY = flags.DEFINE_enum("adversary", "msd", list(ADVERSARIES), "Training adversary.")
-_NORMS = flags.DEFINE_list("norms", ["linf", "l2", "l1"],
-                           "Threat models of the union (msd, max, avg).")
-_LINF_EPS = flags.DEFINE_float("linf_eps", 0.3, "l_inf radius.", lower_bound=0)
-_LINF_ALPHA = flags.DEFINE_float("linf_alpha", 0.01, "l_inf step size.", lower_bound=0)
-_LINF_STEPS = flags.DEFINE_integer("linf_steps", 50, "l_inf PGD iterations.", lower_bound=1)
-_L2_EPS = flags.DEFINE_float("l2_eps", 2.0, "l_2 radius.", lower_bound=0)
-_L2_ALPHA = flags.DEFINE_float("l2_alpha", 0.1, "l_2 step size.", lower_bound=0)
-_L2_STEPS = flags.DEFINE_integer("l2_steps", 100, "l_2 PGD iterations.", lower_bound=1)
-_L1_EPS = flags.DEFINE_float("l1_eps", 10.0, "l_1 radius.", lower_bound=0)
-_L1_ALPHA = flags.DEFINE_float("l1_alpha", 0.8, "l_1 step size.", lower_bound=0)
-_L1_STEPS = flags.DEFINE_integer("l1_steps", 50, "l_1 PGD iterations.", lower_bound=1)
-_L1_RESTARTS = flags.DEFINE_integer("l1_restarts", 1, "l_1 PGD runs.", lower_bound=1)
-_L1_K1 = flags.DEFINE_integer("l1_k1", 5, "Smallest k of the top-k l_1 step.", lower_bound=1)
-_L1_K2 = flags.DEFINE_integer("l1_k2", 20, "Largest k of the top-k l_1 step.", lower_bound=1)
+_TRAIN_SPLIT = flags.DEFINE_string("train_split", TrainConfig.train_split,
+                                   "e.g. train, test[1000:].")
+_MODEL = flags.DEFINE_enum("model", TrainConfig.model, sorted(MODELS), "Architecture.")
+_ADVERSARY = flags.DEFINE_enum("adversary", TrainConfig.adversary, list(ADVERSARIES),
+                               "Training adversary.")
+_NORMS = flags.DEFINE_list("norms", list(NORMS), "Threat models of the union (msd, max, avg).")
+# Per norm: --linf_eps, --linf_alpha, --linf_steps, --l2_eps, ... (defaults: DEFAULT_THREATS).
+_DEFAULT = {t.norm: t for t in DEFAULT_THREATS}
+_EPS = {n: flags.DEFINE_float(f"{n}_eps", _DEFAULT[n].eps, f"{n} radius.", lower_bound=0)
+        for n in NORMS}
+_ALPHA = {n: flags.DEFINE_float(f"{n}_alpha", _DEFAULT[n].alpha, f"{n} step size.",
+                                lower_bound=0) for n in NORMS}
+_STEPS = {n: flags.DEFINE_integer(f"{n}_steps", _DEFAULT[n].steps, f"{n} PGD iterations.",
+                                  lower_bound=1) for n in NORMS}
+_L1_RESTARTS = flags.DEFINE_integer("l1_restarts", _DEFAULT["l1"].restarts, "l_1 PGD runs.",
+                                    lower_bound=1)
+_L1_K1 = flags.DEFINE_integer("l1_k1", _DEFAULT["l1"].k_range[0],
+                              "Smallest k of the top-k l_1 step.", lower_bound=1)
+_L1_K2 = flags.DEFINE_integer("l1_k2", _DEFAULT["l1"].k_range[1],
+                              "Largest k of the top-k l_1 step.", lower_bound=1)
 _L1_PROJECTION = flags.DEFINE_enum(
-    "l1_projection", "clip_then_project", ["clip_then_project", "exact"],
+    "l1_projection", _DEFAULT["l1"].l1_projection, list(L1_PROJECTIONS),
     "l_1 projection: the paper's clip-then-project, or the exact ball-and-box projection.")
 _RANDOM_START = flags.DEFINE_bool("random_start", False, "PGD starts at a random point.")
-_MSD_STEPS = flags.DEFINE_integer("msd_steps", 100, "MSD iterations.", lower_bound=1)
+_MSD_STEPS = flags.DEFINE_integer("msd_steps", TrainConfig.msd_steps, "MSD iterations.",
+                                  lower_bound=1)
 _ATTACK_TRAINING_MODE = flags.DEFINE_bool(
     "attack_training_mode", False, "Call the model with training=True inside the attack.")
-_EPOCHS = flags.DEFINE_integer("epochs", 15, "Train until this epoch (early stop).",
+_D = TrainConfig  # every default below is TrainConfig's (one source)
+_EPOCHS = flags.DEFINE_integer("epochs", _D.epochs, "Train until this epoch (early stop).",
                                lower_bound=1)
-_LR_EPOCHS = flags.DEFINE_list("lr_epochs", ["0", "6", "15"], "LR schedule knots (epochs).")
-_LR_VALUES = flags.DEFINE_list("lr_values", ["0", "1e-3", "0"], "LR at each knot.")
-_OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", list(OPTIMIZERS), "Optimizer.")
-_MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.", lower_bound=0)
-_WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 0.0, "Coupled L2 (PyTorch SGD style).",
-                                   lower_bound=0)
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 100, "Global batch size.", lower_bound=1)
+_LR_EPOCHS = flags.DEFINE_list("lr_epochs", [f"{v:g}" for v in _D.lr_epochs],
+                               "LR schedule knots (epochs).")
+_LR_VALUES = flags.DEFINE_list("lr_values", [f"{v:g}" for v in _D.lr_values],
+                               "LR at each knot.")
+_OPTIMIZER = flags.DEFINE_enum("optimizer", _D.optimizer, sorted(OPTIMIZERS), "Optimizer.")
+_MOMENTUM = flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.", lower_bound=0)
+_WEIGHT_DECAY = flags.DEFINE_float("weight_decay", _D.weight_decay,
+                                   "Coupled L2 (PyTorch SGD style).", lower_bound=0)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size.",
+                                   lower_bound=1)
 _STEPS_PER_EPOCH = flags.DEFINE_integer(
-    "steps_per_epoch", 0, "Steps per epoch; 0: one pass over the training split.",
-    lower_bound=0)
-_AUGMENT = flags.DEFINE_bool("augment", False, "Random crop (pad 4) and flip (CIFAR).")
-_STRATEGY = flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
+    "steps_per_epoch", _D.steps_per_epoch, "Steps per epoch; 0: one pass over the training "
+    "split.", lower_bound=0)
+_AUGMENT = flags.DEFINE_bool("augment", _D.augment, "Random crop (pad 4) and flip (CIFAR).")
+_STRATEGY = flags.DEFINE_enum("strategy", _D.strategy, list(STRATEGIES),
                               "default, mirrored (local GPUs) or multi_worker (TF_CONFIG).")
-_JIT = flags.DEFINE_bool("jit_compile", False, "Compile the train step with XLA.")
+_PRECISION = flags.DEFINE_enum(
+    "precision", _D.precision, list(PRECISIONS), "Keras dtype policy of the model: "
+    "mixed_bfloat16 / mixed_float16 compute in 16 bits (float16 with loss scaling); the "
+    "attack's perturbation, projections, norms and losses stay float32.")
 _INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Fine-tune: start from this SavedModel or training-run folder.")
 _KEEP_CHECKPOINTS = flags.DEFINE_integer(
-    "keep_checkpoints", 2, "Newest epoch checkpoints kept (older ones are deleted after "
-    "a newer one is saved); 0 keeps all.", lower_bound=0)
+    "keep_checkpoints", _D.keep_checkpoints, "Newest epoch checkpoints kept (older ones "
+    "are deleted after a newer one is saved); 0 keeps all.", lower_bound=0)
 
 
 def _positive(name):
     flags.register_validator(name, lambda v: v > 0, message=f"--{name} must be > 0")
 
 
-for _name in ("linf_eps", "linf_alpha", "l2_eps", "l2_alpha", "l1_eps", "l1_alpha"):
-    _positive(_name)
+for _n in NORMS:
+    _positive(f"{_n}_eps")
+    _positive(f"{_n}_alpha")
 flags.register_multi_flags_validator(
     ["l1_k1", "l1_k2"], lambda f: f["l1_k1"] <= f["l1_k2"], message="--l1_k1 must be <= --l1_k2")
 
@@ -75,24 +90,39 @@ def _floats(name, values):
         raise ValueError(f"--{name} must be numbers. Received: {values}") from e
 
 
+def _threats() -> tuple[ThreatModel, ...]:
+    """One ThreatModel per norm of --norms (in the order l_inf, l_2, l_1)."""
+    unknown = [n for n in _NORMS.value if n not in NORMS]
+    if unknown or len(set(_NORMS.value)) != len(_NORMS.value) or not _NORMS.value:
+        raise ValueError(f"--norms must be distinct names among {NORMS}. "
+                         f"Received: {_NORMS.value}")
+    out = []
+    for n in NORMS:
+        if n not in _NORMS.value:
+            continue
+        extra = {}
+        if n == "l1":
+            extra = dict(restarts=_L1_RESTARTS.value, k_range=(_L1_K1.value, _L1_K2.value),
+                         l1_projection=_L1_PROJECTION.value)
+        out.append(ThreatModel(norm=n, eps=_EPS[n].value, alpha=_ALPHA[n].value,
+                               steps=_STEPS[n].value, random_start=_RANDOM_START.value,
+                               **extra))
+    return tuple(out)
+
+
 def to_config() -> TrainConfig:
     """Reads the parsed flags into a validated `TrainConfig`."""
     return TrainConfig(
         dataset=common.DATASET.value, data_dir=common.DATA_DIR.value,
-        train_split=_TRAIN_SPLIT.value,
-        eval_split=common.EVAL_SPLIT.value, model=_MODEL.value, adversary=_ADVERSARY.value,
-        norms=tuple(_NORMS.value),
-        linf_eps=_LINF_EPS.value, linf_alpha=_LINF_ALPHA.value, linf_steps=_LINF_STEPS.value,
-        l2_eps=_L2_EPS.value, l2_alpha=_L2_ALPHA.value, l2_steps=_L2_STEPS.value,
-        l1_eps=_L1_EPS.value, l1_alpha=_L1_ALPHA.value, l1_steps=_L1_STEPS.value,
-        l1_restarts=_L1_RESTARTS.value, l1_k1=_L1_K1.value, l1_k2=_L1_K2.value,
-        l1_projection=_L1_PROJECTION.value, random_start=_RANDOM_START.value,
+        train_split=_TRAIN_SPLIT.value, eval_split=common.EVAL_SPLIT.value,
+        model=_MODEL.value, adversary=_ADVERSARY.value, threats=_threats(),
         msd_steps=_MSD_STEPS.value, attack_training_mode=_ATTACK_TRAINING_MODE.value,
         epochs=_EPOCHS.value, lr_epochs=_floats("lr_epochs", _LR_EPOCHS.value),
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value,
         batch_size=_BATCH_SIZE.value, steps_per_epoch=_STEPS_PER_EPOCH.value,
         augment=_AUGMENT.value, seed=common.SEED.value, strategy=_STRATEGY.value,
-        jit_compile=_JIT.value, deterministic=common.DETERMINISTIC.value,
+        jit_compile=common.JIT_COMPILE.value, precision=_PRECISION.value,
+        deterministic=common.DETERMINISTIC.value,
         init_from=_INIT_FROM.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,
         output_dir=common.OUTPUT_DIR.value)

@@ -11,13 +11,14 @@ bit-exact; `--nodeterministic` lets independent ops run concurrently.
 
 import os
 
-from absl import app
+from absl import app, logging
 
 from msd_tf import cli
 
 
 def configure_process(config) -> None:
-    """Process-wide TensorFlow settings of a run: determinism, threads, seeds.
+    """Process-wide TensorFlow settings of a run: determinism, threads, seeds, and the
+    Keras dtype policy (`--precision`).
 
     Measured on the 2-core CPU (2026-11-27): without these, two identical 60-step MSD
     runs differed by 5e-3 in the weights (concurrent ops reorder float sums, and the
@@ -33,20 +34,7 @@ def configure_process(config) -> None:
         tf.config.experimental.enable_op_determinism()
         tf.config.threading.set_inter_op_parallelism_threads(1)
     keras.utils.set_random_seed(config.seed)
-
-
-def make_strategy(name: str):
-    """default: the current (single-device) strategy; mirrored: all local GPUs (or the
-    logical CPUs); multi_worker: MultiWorkerMirroredStrategy configured by TF_CONFIG."""
-    import tensorflow as tf
-
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
+    keras.mixed_precision.set_global_policy(config.precision)
 
 
 def main(argv):
@@ -54,17 +42,25 @@ def main(argv):
         cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
     from msd_tf import data, experiment
     from msd_tf import flags as msd_flags
+    import tensorflow as tf
+
+    from msd_tf.distribute import make_strategy
 
     try:
         config = msd_flags.to_config()
     except ValueError as e:
         cli.fail(str(e))
-    print(config.to_json())
+    logging.info("Training configuration:\n%s", config.to_json())
     configure_process(config)
     try:
         summary = experiment.train(config, make_strategy(config.strategy))
     except (data.DataError, experiment.RunError) as e:
         cli.fail(str(e))
+    except tf.errors.UnimplementedError as e:
+        message = cli.nondeterministic_op(e)
+        if message is None:
+            raise
+        cli.fail(message)
     print(f"Clean accuracy on {summary['eval_split']}: {summary['eval_clean_acc']:.4f}; "
           f"SavedModel: {summary['saved_model']}")
 

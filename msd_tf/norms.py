@@ -3,21 +3,11 @@
 All functions are pure, safe inside `tf.function`, XLA and replica context.
 """
 
-from typing import Literal
-
 import tensorflow as tf
 
-Norm = Literal["linf", "l2", "l1"]
-NORMS: tuple[str, ...] = ("linf", "l2", "l1")
+from msd_tf.threats import NORMS, Norm, check_norm
 
-
-def check_norm(norm: str) -> str:
-    """Returns `norm` if it is one of `NORMS`, else raises a ValueError."""
-    if norm not in NORMS:
-        raise ValueError(
-            f"Argument `norm` must be one of {NORMS}. Received: norm={norm!r}"
-        )
-    return norm
+__all__ = ["NORMS", "Norm", "check_norm", "expand_to_rank", "flatten", "per_example_norm"]
 
 
 def flatten(t: tf.Tensor) -> tf.Tensor:

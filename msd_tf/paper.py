@@ -7,9 +7,11 @@ every attack of every threat model). The paper has no standard-training row in t
 tables: `reproduce` trains one as a baseline and shows "-" for the paper.
 """
 
+from msd_tf.threats import NORMS
+
 MODEL_NAMES = {"vanilla": "Standard", "linf": "P_inf", "l2": "P_2", "l1": "P_1",
                "max": "MAX", "avg": "AVG", "msd": "MSD"}
-COLUMNS = ("clean", "linf", "l2", "l1", "all")
+COLUMNS = ("clean", *NORMS, "all")
 
 
 def _table(rows: dict) -> dict:

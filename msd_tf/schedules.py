@@ -3,10 +3,6 @@
 import keras
 import tensorflow as tf
 
-# (epochs, values) knots of the paper's schedules.
-MNIST_ADAM = ((0.0, 6.0, 15.0), (0.0, 1e-3, 0.0))
-CIFAR10_SGD = ((0.0, 20.0, 40.0, 50.0), (0.0, 0.1, 0.005, 0.0))
-
 
 class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
     """Linear interpolation between (epoch, value) knots, evaluated every step.

@@ -1,12 +1,25 @@
-"""`ThreatModel`: one l_p ball and how to attack it, plus the paper's presets.
+"""Threat models and the paper's attack settings: the one place they are written down.
 
-Presets follow PAPER_NOTES section 5 (appendix C.1 of Maini, Wong, Kolter 2020).
+Pure Python (importing it loads no TensorFlow): configs, flags and reports import it.
+Settings follow PAPER_NOTES sections 1, 5 and 6 (appendix C of Maini, Wong, Kolter 2020).
 """
 
 import dataclasses
 import math
+from typing import Literal
 
-from msd_tf import norms
+Norm = Literal["linf", "l2", "l1"]
+NORMS: tuple[str, ...] = ("linf", "l2", "l1")
+K_RANGE = (5, 20)  # the l_1 step's k is drawn from [k1, k2] (appendix A.1)
+L1_GAP = 0.05  # the A.2 restriction's distance from the box faces
+L1_PROJECTIONS = ("clip_then_project", "exact")
+
+
+def check_norm(norm: str) -> str:
+    """Returns `norm` if it is one of `NORMS`, else raises a ValueError."""
+    if norm not in NORMS:
+        raise ValueError(f"Argument `norm` must be one of {NORMS}. Received: norm={norm!r}")
+    return norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,45 +47,34 @@ class ThreatModel:
     steps: int
     restarts: int = 1
     random_start: bool = False
-    k_range: tuple[int, int] = (5, 20)
-    l1_gap: float = 0.05
+    k_range: tuple[int, int] = K_RANGE
+    l1_gap: float = L1_GAP
     l1_projection: str = "clip_then_project"
 
     def __post_init__(self):
-        if self.norm not in norms.NORMS:
-            raise ValueError(
-                f"ThreatModel field `norm` must be one of {norms.NORMS}. "
-                f"Received: norm={self.norm!r}"
-            )
+        if self.norm not in NORMS:
+            raise ValueError(f"ThreatModel field `norm` must be one of {NORMS}. "
+                             f"Received: norm={self.norm!r}")
         for name in ("eps", "alpha"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(
-                    f"ThreatModel field `{name}` must be a finite number > 0. "
-                    f"Received: {name}={value!r}"
-                )
+                raise ValueError(f"ThreatModel field `{name}` must be a finite number > 0. "
+                                 f"Received: {name}={value!r}")
         for name in ("steps", "restarts"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"ThreatModel field `{name}` must be an integer >= 1. "
-                    f"Received: {name}={value!r}"
-                )
+                raise ValueError(f"ThreatModel field `{name}` must be an integer >= 1. "
+                                 f"Received: {name}={value!r}")
         k1, k2 = self.k_range
         if not (isinstance(k1, int) and isinstance(k2, int) and 1 <= k1 <= k2):
-            raise ValueError(
-                "ThreatModel field `k_range` must be integers with 1 <= k1 <= k2. "
-                f"Received: k_range={self.k_range!r}"
-            )
+            raise ValueError("ThreatModel field `k_range` must be integers with 1 <= k1 <= k2. "
+                             f"Received: k_range={self.k_range!r}")
         if not 0 <= self.l1_gap < 0.5:
-            raise ValueError(
-                f"ThreatModel field `l1_gap` must be in [0, 0.5). Received: l1_gap={self.l1_gap!r}"
-            )
-        if self.l1_projection not in ("clip_then_project", "exact"):
-            raise ValueError(
-                "ThreatModel field `l1_projection` must be 'clip_then_project' or "
-                f"'exact'. Received: l1_projection={self.l1_projection!r}"
-            )
+            raise ValueError("ThreatModel field `l1_gap` must be in [0, 0.5). "
+                             f"Received: l1_gap={self.l1_gap!r}")
+        if self.l1_projection not in L1_PROJECTIONS:
+            raise ValueError(f"ThreatModel field `l1_projection` must be one of {L1_PROJECTIONS}."
+                             f" Received: l1_projection={self.l1_projection!r}")
         object.__setattr__(self, "eps", float(self.eps))
         object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "k_range", (int(k1), int(k2)))
@@ -93,6 +95,20 @@ _PAPER_PGD = {
 }
 
 
+def paper_dataset(dataset: str) -> str:
+    """The paper's data set whose settings `dataset` uses (Fashion-MNIST: MNIST's)."""
+    return "mnist" if dataset == "fashion_mnist" else dataset
+
+
+def radii(dataset: str) -> dict[str, float]:
+    """The paper's radius per norm (PAPER_NOTES section 1)."""
+    key = paper_dataset(dataset)
+    if (key, "linf") not in _PAPER_PGD:
+        raise ValueError(f"No paper radii for dataset={dataset!r}; known: mnist, "
+                         "fashion_mnist, cifar10.")
+    return {n: _PAPER_PGD[(key, n)][1] for n in NORMS}
+
+
 def preset(dataset: str, norm: str, *, phase: str = "test") -> ThreatModel:
     """The paper's single-norm PGD setting (appendix C.1).
 
@@ -104,35 +120,35 @@ def preset(dataset: str, norm: str, *, phase: str = "test") -> ThreatModel:
     Returns:
       A `ThreatModel`. MNIST l_1 gets two runs (delta = 0, then a random start).
     """
-    dataset = "mnist" if dataset == "fashion_mnist" else dataset
-    if (dataset, norm) not in _PAPER_PGD:
-        raise ValueError(
-            f"No preset for dataset={dataset!r}, norm={norm!r}. Known: "
-            f"{sorted(_PAPER_PGD)}"
-        )
+    key = paper_dataset(dataset)
+    if (key, norm) not in _PAPER_PGD:
+        raise ValueError(f"No preset for dataset={dataset!r}, norm={norm!r}. Known: "
+                         f"{sorted(_PAPER_PGD)}")
     if phase not in ("train", "test"):
         raise ValueError(f"Argument `phase` must be 'train' or 'test'. Received: phase={phase!r}")
-    alpha, eps, train_steps, test_steps = _PAPER_PGD[(dataset, norm)]
+    alpha, eps, train_steps, test_steps = _PAPER_PGD[(key, norm)]
     steps = train_steps if phase == "train" else test_steps
-    restarts = 2 if (dataset, norm) == ("mnist", "l1") else 1
+    restarts = 2 if (key, norm) == ("mnist", "l1") else 1
     return ThreatModel(norm=norm, eps=eps, alpha=alpha, steps=steps, restarts=restarts)
 
 
 def presets(dataset: str, *, phase: str = "test") -> tuple[ThreatModel, ...]:
     """`preset` for l_inf, l_2 and l_1, in that order."""
-    return tuple(preset(dataset, n, phase=phase) for n in norms.NORMS)
+    return tuple(preset(dataset, n, phase=phase) for n in NORMS)
 
 
 # MSD training settings (appendix C.2): alpha and eps per norm, one iteration count.
 MSD_TRAIN = {
     "mnist": (
-        (ThreatModel("linf", 0.3, 0.01, 100), ThreatModel("l2", 2.0, 0.1, 100),
-         ThreatModel("l1", 10.0, 0.8, 100)),
+        (ThreatModel(norm="linf", eps=0.3, alpha=0.01, steps=100),
+         ThreatModel(norm="l2", eps=2.0, alpha=0.1, steps=100),
+         ThreatModel(norm="l1", eps=10.0, alpha=0.8, steps=100)),
         100,
     ),
     "cifar10": (
-        (ThreatModel("linf", 0.03, 0.003, 50), ThreatModel("l2", 0.5, 0.02, 50),
-         ThreatModel("l1", 12.0, 1.0, 50)),
+        (ThreatModel(norm="linf", eps=0.03, alpha=0.003, steps=50),
+         ThreatModel(norm="l2", eps=0.5, alpha=0.02, steps=50),
+         ThreatModel(norm="l1", eps=12.0, alpha=1.0, steps=50)),
         50,
     ),
 }

@@ -29,6 +29,7 @@ import tensorflow as tf  # noqa: E402
 
 from msd_tf import projections, threats  # noqa: E402
 from msd_tf.attacks import base, msd_delta  # noqa: E402
+from msd_tf.attacks.randomness import as_seed
 from msd_tf.models import mnist_cnn  # noqa: E402
 
 
@@ -45,19 +46,19 @@ def _time(fn, repeats: int) -> float:
 
 
 def bench_adversaries(args):
-    from msd_tf.adversaries import ADVERSARIES, Adversary
+    from msd_tf.adversaries import ADVERSARIES, make_adversary
     from msd_tf.models import preact_resnet18
-    from msd_tf.threats import ThreatModel
     from msd_tf.training import AdversarialTrainer
 
     rng = np.random.default_rng(0)
     k = args.attack_steps
-    setups = [("MNIST CNN", mnist_cnn, (28, 28, 1), 100,
-               (ThreatModel("linf", 0.3, 0.01, k), ThreatModel("l2", 2.0, 0.1, k),
-                ThreatModel("l1", 10.0, 0.8, k))),
-              ("CIFAR-10 PreAct ResNet-18", preact_resnet18, (32, 32, 3), args.cifar_batch,
-               (ThreatModel("linf", 0.03, 0.003, k), ThreatModel("l2", 0.5, 0.02, k),
-                ThreatModel("l1", 12.0, 1.0, k)))]
+    # The paper's MSD training settings (threats.MSD_TRAIN) with k iterations per norm.
+    setups = [(title, build, shape, batch,
+               tuple(t.replace(steps=k) for t in threats.MSD_TRAIN[dataset][0]))
+              for title, build, shape, batch, dataset in (
+                  ("MNIST CNN", mnist_cnn, (28, 28, 1), 100, "mnist"),
+                  ("CIFAR-10 PreAct ResNet-18", preact_resnet18, (32, 32, 3),
+                   args.cifar_batch, "cifar10"))]
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}; "
           f"{k} attack iterations per norm (MSD: {k} iterations); median of "
           f"{args.adv_repeats} steps after 2 warm-up steps")
@@ -69,7 +70,7 @@ def bench_adversaries(args):
         cells = []
         for name in ADVERSARIES:
             keras.utils.set_random_seed(0)
-            trainer = AdversarialTrainer(build(), Adversary(name, ths, msd_steps=k))
+            trainer = AdversarialTrainer(build(), make_adversary(name, ths, msd_steps=k))
             trainer.compile(optimizer=keras.optimizers.SGD(0.01),
                             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             trainer.optimizer.build(trainer.model.trainable_variables)
@@ -111,7 +112,7 @@ def main():
         return loss
 
     ths, _ = threats.MSD_TRAIN["mnist"]
-    seed = base.as_seed(0)
+    seed = as_seed(0)
 
     msd_steps = 20
     msd_run = tf.function(

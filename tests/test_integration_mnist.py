@@ -8,7 +8,7 @@ evaluates on the first 200 of examples 0..999. About 2 minutes on 2 CPU cores.
 import keras
 
 from msd_tf import data, schedules
-from msd_tf.adversaries import Adversary
+from msd_tf.adversaries import make_adversary
 from msd_tf.attacks import pgd
 from msd_tf.models import mnist_cnn
 from msd_tf.threats import ThreatModel
@@ -26,7 +26,7 @@ def _train(adversary, x, y):
     keras.utils.set_random_seed(0)
     model = mnist_cnn()
     steps = len(x) // 100
-    trainer = AdversarialTrainer(model, Adversary(adversary, TRAIN, msd_steps=8), seed=0)
+    trainer = AdversarialTrainer(model, make_adversary(adversary, TRAIN, msd_steps=8), seed=0)
     lr = schedules.PiecewiseLinear((0, 1 / 3, 1), (0, 1e-3, 0), steps_per_epoch=steps)
     trainer.compile(optimizer=keras.optimizers.Adam(lr),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

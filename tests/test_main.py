@@ -1,4 +1,6 @@
-"""End to end through `python -m msd_tf.main`: smoke run, export, bad input, kill/resume."""
+"""End to end through `python -m msd_tf.main`: smoke run, export, bad input, kill/resume.
+
+The run's messages (resuming, recovery, fine-tuning) are absl log lines, on stderr."""
 
 import json
 import os
@@ -61,7 +63,7 @@ def test_smoke_run_exports_a_model_matching_the_checkpoint(tmp_path, mnist_dir):
 
     before = fingerprints.of_saved_model(str(out / "saved_model"))
     res = _main([*SMOKE, f"--output_dir={out}"])
-    assert res.returncode == 0 and "is up to date" in res.stdout, res.stdout[-1500:]
+    assert res.returncode == 0 and "is up to date" in res.stderr, res.stderr[-1500:]
     assert fingerprints.of_saved_model(str(out / "saved_model")) == before
 
 
@@ -90,6 +92,9 @@ BAD_INPUTS = {
     "batch_above_split": (["--train_split=test[:10]"],
                           "--batch_size=50 is larger than the training split"),
     "lr_epochs_not_increasing": (["--lr_epochs=0,6,3"], "`lr_epochs` must increase"),
+    "bad_split": (["--train_split=validation"], "is not of the form train, test"),
+    "adversary_without_its_norm": (["--adversary=l2", "--norms=linf"],
+                                   "needs an l2 ThreatModel"),
     "missing_init_from": (["--init_from=/no/such/model"], "--init_from /no/such/model"),
     "truncated_data_file": ("truncated", "truncated or corrupt"),
     "not_gzip_data_file": ("not_gzip", "truncated or corrupt"),
@@ -131,7 +136,7 @@ def test_output_dir_of_another_experiment_is_refused(tmp_path, mnist_dir):
     # The same data by an absolute path is the same experiment: it resumes.
     res = _main([*SMOKE, f"--output_dir={out}", f"--data_dir={mnist_dir.resolve()}",
                  "--epochs=2"])
-    assert res.returncode == 0 and "from epoch 1" in res.stdout, res.stderr[-1500:]
+    assert res.returncode == 0 and "from epoch 1" in res.stderr, res.stderr[-1500:]
     # Every checkpoint corrupt: one error line that says what to do; nothing touched.
     ckpt = out / "checkpoints"
     for f in ckpt.glob("ckpt-*.data*"):
@@ -152,7 +157,7 @@ def test_recovery_from_a_corrupt_newest_checkpoint_and_a_lost_index(tmp_path, mn
     # again, over the saved checkpoints, exit code 0).
     (ckpt / "checkpoint").unlink()
     res = _main([*SMOKE, f"--output_dir={out}", "--epochs=3"])
-    assert res.returncode == 0 and "from epoch 2" in res.stdout, res.stdout[-1500:]
+    assert res.returncode == 0 and "from epoch 2" in res.stderr, res.stderr[-1500:]
     # Newest checkpoint corrupt and the index garbage: recover from the one before,
     # say so, keep the corrupt files aside.
     newest = next(ckpt.glob("ckpt-3.data*"))
@@ -160,8 +165,8 @@ def test_recovery_from_a_corrupt_newest_checkpoint_and_a_lost_index(tmp_path, mn
     (ckpt / "checkpoint").write_text("garbage")
     res = _main([*SMOKE, f"--output_dir={out}", "--epochs=4"])
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "Recovered from" in res.stdout and "ckpt-2" in res.stdout
-    assert "from epoch 2" in res.stdout
+    assert "Recovered from" in res.stderr and "ckpt-2" in res.stderr
+    assert "from epoch 2" in res.stderr
     moved = list((ckpt / "corrupt").rglob("ckpt-3.data*"))
     assert len(moved) == 1 and moved[0].read_bytes() == b"garbage"
     assert [p.name for p in sorted(ckpt.glob("ckpt-*.index"))] == ["ckpt-3.index",
@@ -189,8 +194,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, mnist_dir):
     proc.wait()
     res = _main([*args, f"--output_dir={killed}"])
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "from epoch " in res.stdout, res.stdout[-2000:]
-    resumed_from = int(res.stdout.split("from epoch ")[1].split()[0])
+    assert "from epoch " in res.stderr, res.stderr[-2000:]
+    resumed_from = int(res.stderr.split("from epoch ")[1].split()[0])
     assert 1 <= resumed_from < 4, "the kill must interrupt the run"
     a = _checkpoint_values(str(straight / "checkpoints"))
     b = _checkpoint_values(str(killed / "checkpoints"))
@@ -206,7 +211,7 @@ def test_fine_tune_with_eat_starts_from_the_given_model(tmp_path, mnist_dir):
     res = _main([*SMOKE, f"--output_dir={out}", "--adversary=eat",
                  f"--init_from={base / 'saved_model'}", "--lr_values=0,0,0"])
     assert res.returncode == 0, res.stderr[-2000:]
-    assert "Fine-tuning from" in res.stdout
+    assert "Fine-tuning from" in res.stderr
     # With a zero learning rate the fine-tuned model is exactly the initial one.
     from msd_tf import data
     from msd_tf.export import load_logits_fn

@@ -34,6 +34,10 @@ def test_two_workers_on_localhost(tmp_path, mnist_dir):
     assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
     # The chief (worker 0) wrote the run; worker 1 wrote its own copy aside.
     assert (out / "saved_model" / "saved_model.pb").exists()
+    # The same callbacks as fit(): the CSV history and the TensorBoard logs.
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch") and "adv_acc" in history[0] and len(history) == 2
+    assert list((out / "logs").rglob("events.out.tfevents.*"))
     assert (out / ".worker_1" / "checkpoints").exists()
     # Both replicas hold the same weights after the synchronized steps.
     chief = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out / "checkpoints")))

@@ -3,8 +3,12 @@ import pytest
 
 from msd_tf import schedules
 
+# The paper's schedules (appendix C.2): MNIST Adam, CIFAR-10 SGD.
+MNIST_ADAM = ((0.0, 6.0, 15.0), (0.0, 1e-3, 0.0))
+CIFAR10_SGD = ((0.0, 20.0, 40.0, 50.0), (0.0, 0.1, 0.005, 0.0))
 
-@pytest.mark.parametrize("knots", [schedules.MNIST_ADAM, schedules.CIFAR10_SGD])
+
+@pytest.mark.parametrize("knots", [MNIST_ADAM, CIFAR10_SGD])
 def test_piecewise_linear_hits_knots_and_interpolates(knots):
     epochs, values = knots
     spe = 600
@@ -17,7 +21,7 @@ def test_piecewise_linear_hits_knots_and_interpolates(knots):
 
 
 def test_mnist_schedule_at_hand_computed_points():
-    lr = schedules.PiecewiseLinear(*schedules.MNIST_ADAM, steps_per_epoch=100)
+    lr = schedules.PiecewiseLinear(*MNIST_ADAM, steps_per_epoch=100)
     assert float(lr(300)) == pytest.approx(5e-4)  # epoch 3: half-way up
     assert float(lr(1050)) == pytest.approx(5e-4)  # epoch 10.5: half-way down
     assert float(lr(1500)) == 0.0

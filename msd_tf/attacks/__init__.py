@@ -1,17 +1,67 @@
-"""Attacks: PGD in one ball, MSD and MAX over a union of balls.
+"""Attacks: one per file, each a graph-level `*_delta` function (used inside training) and
+a public, compiled function returning adversarial images; `ATTACKS` names them all.
 
-`ATTACKS` maps a name to a graph-level function
-`(model, x, y, threats, seed, *, training, loss_fn) -> AttackOutput`.
+  pgd         PGD in one l_p ball (the paper's attack; Madry et al. 2018)
+  mim         momentum iterative method, l_inf (Dong et al. 2018)
+  apgd_ce     APGD with cross-entropy; apgd_dlr: with the DLR loss; apgd_t: targeted
+              DLR over the most likely wrong classes (Croce and Hein 2020, 2021)
+  square      Square, gradient-free, l_inf and l_2 (Andriushchenko et al. 2020)
+  sparse_rs   Sparse-RS, gradient-free, in the l_1 ball (Croce et al. 2022)
+  msd         multi steepest descent over a union of balls (Maini et al. 2020)
+  worst_case  MAX: the worst of PGD in every ball of a union
+
+Adding an attack: one file with its `*_delta` and public function (`compiled.run`
+gives the latter), one entry in `ATTACKS`; the contract test in
+tests/attacks/test_contract.py then checks it in every norm it declares.
 """
+
+import dataclasses
+import functools
+from typing import Callable
 
 from msd_tf.attacks.apgd import apgd, dlr_loss
 from msd_tf.attacks.base import AttackOutput, cross_entropy
 from msd_tf.attacks.mim import mim, mim_delta
 from msd_tf.attacks.msd import msd, msd_delta
 from msd_tf.attacks.pgd import pgd, pgd_delta
+from msd_tf.attacks.sparse_rs import sparse_rs, sparse_rs_delta
+from msd_tf.attacks.square import square, square_delta
 from msd_tf.attacks.worst_case import worst_case, worst_case_delta
+from msd_tf.threats import NORMS
+
+
+@dataclasses.dataclass(frozen=True)
+class Attack:
+    """A registered attack.
+
+    Attributes:
+      fn: the public function, `fn(model, x, y, threat, *, seed, ...) -> x_adv`; a
+        union attack takes a sequence of threats instead of one.
+      norms: the norms it attacks (a union attack: the norms its union may hold).
+      union: takes every threat of a union at once.
+      queries: its budget is `n_queries` (forward passes), not the threat's `steps`.
+    """
+
+    fn: Callable
+    norms: tuple[str, ...]
+    union: bool = False
+    queries: bool = False
+
+
+ATTACKS = {
+    "pgd": Attack(pgd, NORMS),
+    "mim": Attack(mim, ("linf",)),
+    "apgd_ce": Attack(functools.partial(apgd, loss="ce"), NORMS),
+    "apgd_dlr": Attack(functools.partial(apgd, loss="dlr"), NORMS),
+    "apgd_t": Attack(functools.partial(apgd, loss="dlr_targeted"), NORMS),
+    "square": Attack(square, ("linf", "l2"), queries=True),
+    "sparse_rs": Attack(sparse_rs, ("l1",), queries=True),
+    "msd": Attack(msd, NORMS, union=True),
+    "worst_case": Attack(worst_case, NORMS, union=True),
+}
 
 __all__ = [
-    "AttackOutput", "apgd", "cross_entropy", "dlr_loss", "mim", "mim_delta", "msd",
-    "msd_delta", "pgd", "pgd_delta", "worst_case", "worst_case_delta",
+    "ATTACKS", "Attack", "AttackOutput", "apgd", "cross_entropy", "dlr_loss", "mim",
+    "mim_delta", "msd", "msd_delta", "pgd", "pgd_delta", "sparse_rs", "sparse_rs_delta",
+    "square", "square_delta", "worst_case", "worst_case_delta",
 ]

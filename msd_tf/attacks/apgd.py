@@ -23,13 +23,16 @@ What is computed (per example, all in one `tf.while_loop`):
   - returned: the first adversarial point found, else the highest-loss point.
 """
 
+import functools
 import math
 
 import numpy as np
 import tensorflow as tf
 
 from msd_tf import norms
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
+from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
+from msd_tf.attacks.step import project_onto
 from msd_tf.threats import ThreatModel
 
 
@@ -50,6 +53,22 @@ def dlr_loss(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) -
     z_t = tf.gather(logits, tf.cast(target, tf.int32), axis=1, batch_dims=1)
     denom = z_sorted[:, 0] - 0.5 * (z_sorted[:, 2] + z_sorted[:, 3]) + 1e-12
     return -(z_y - z_t) / denom
+
+
+# The losses APGD ascends: name -> (logits, y, target) -> [B]. "dlr_targeted" needs
+# the target classes; the others ignore them.
+LOSSES = {
+    "ce": lambda logits, y, target=None: base.cross_entropy(logits, y),
+    "dlr": lambda logits, y, target=None: dlr_loss(logits, y),
+    "dlr_targeted": lambda logits, y, target=None: dlr_loss(logits, y, target),
+}
+
+
+def check_loss(loss: str) -> str:
+    """Returns `loss` if it names one of `LOSSES`, else raises a ValueError listing them."""
+    if loss not in LOSSES:
+        raise ValueError(f"Argument `loss` must be one of {sorted(LOSSES)}. Received: {loss!r}")
+    return loss
 
 
 def _checkpoints(n_iter: int):
@@ -95,17 +114,8 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
     """
     if callable(loss):
         loss_fn = loss
-    elif loss == "ce":
-        def loss_fn(logits, yy):
-            return base.cross_entropy(logits, yy)
-    elif loss == "dlr":
-        def loss_fn(logits, yy):
-            return dlr_loss(logits, yy)
-    elif loss == "dlr_targeted":
-        def loss_fn(logits, yy):
-            return dlr_loss(logits, yy, target)
     else:
-        raise ValueError(f"Argument `loss` must be ce, dlr or dlr_targeted. Received {loss!r}")
+        loss_fn = functools.partial(LOSSES[check_loss(loss)], target=target)
     n_iter = threat.steps
     if threat.norm == "l1":  # l1-APGD always uses the exact ball-and-box projection
         threat = threat.replace(l1_projection="exact")
@@ -113,7 +123,7 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
     batch = tf.shape(x)[0]
     y_int = tf.cast(y, tf.int32)
     eps = threat.eps
-    delta0 = base.random_in_ball(x, threat, base.fold(seed, base.INIT_STREAM))
+    delta0 = random_in_ball(x, threat, fold(seed, INIT_STREAM))
     loss0, logits0, grad0 = base.loss_and_grad(model, x, delta0, y, training=training,
                                                loss_fn=loss_fn)
     fooled0 = tf.argmax(logits0, axis=1, output_type=tf.int32) != y_int
@@ -129,8 +139,8 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         a = tf.where(s["i"] > 0, momentum, 1.0)
         step = norms.expand_to_rank(s["eta"], x) * _direction(
             s["grad"], x + s["delta"], threat.norm, s["k_frac"], eps)
-        z = base.project_onto(x, s["delta"] + step, threat)
-        new = base.project_onto(
+        z = project_onto(x, s["delta"] + step, threat)
+        new = project_onto(
             x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)
         new_loss, logits, new_grad = base.loss_and_grad(model, x, new, y, training=training,
                                                         loss_fn=loss_fn)
@@ -178,11 +188,12 @@ def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
 
 def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce",
                       n_targets: int = 9, training: bool = False) -> base.AttackOutput:
-    """APGD-CE with `threat.restarts` random starts, or APGD-T over the `n_targets`
-    most likely wrong classes (one start each), keeping per example the first
-    adversarial point found (else the highest-loss one)."""
+    """APGD-CE or APGD-DLR (`loss="ce"` / `"dlr"`) with `threat.restarts` random starts,
+    or APGD-T (`"dlr_targeted"`) over the `n_targets` most likely wrong classes (one
+    start each), keeping per example the first adversarial point found (else the
+    highest-loss one). An unknown `loss` raises a ValueError listing the known ones."""
     batch = tf.shape(x)[0]
-    if loss == "ce":
+    if check_loss(loss) != "dlr_targeted":
         runs, order = threat.restarts, None
     else:
         logits = base.logits_of(model, x, training)
@@ -193,8 +204,7 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
 
     def one_run(r):
         target = None if order is None else tf.gather(order, r, axis=1)
-        return apgd_delta(model, x, y, threat, base.fold(seed, r),
-                          loss="ce" if order is None else "dlr_targeted", target=target,
+        return apgd_delta(model, x, y, threat, fold(seed, r), loss=loss, target=target,
                           training=training).delta
 
     # Runs are compared on cross-entropy (fooling first), whatever loss they ascended.
@@ -205,16 +215,17 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
 
 def apgd(model, x, y, threat: ThreatModel, *, loss: str = "ce", seed=0, n_targets: int = 9,
          training: bool = False, jit_compile: bool = False) -> tf.Tensor:
-    """APGD-CE (`loss="ce"`, `threat.restarts` starts) or APGD-T (`loss="dlr_targeted"`,
-    the `n_targets` most likely wrong classes); returns adversarial images in the ball
-    and the box. Compiled once per model and settings; deterministic for `seed`."""
-    x, y = base.check_inputs(x, y)
-    fn = base.compiled(
-        model, ("apgd", threat, loss, n_targets, training),
-        lambda: lambda xx, yy, ss: apgd_attack_delta(model, xx, yy, threat, ss, loss=loss,
-                                                     n_targets=n_targets,
-                                                     training=training).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+    """APGD-CE (`loss="ce"`), APGD-DLR (`"dlr"`), both with `threat.restarts` starts, or
+    APGD-T (`"dlr_targeted"`, the `n_targets` most likely wrong classes); returns
+    adversarial images in the ball and the box. Compiled once per model and settings;
+    deterministic for `seed`. An unknown `loss` raises a ValueError listing the known
+    ones."""
+    check_loss(loss)
+
+    def delta_fn(xx, yy, ss):
+        return apgd_attack_delta(model, xx, yy, threat, ss, loss=loss, n_targets=n_targets,
+                                 training=training).delta
+
+    key = ("apgd", threat, loss, n_targets, training)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)

@@ -7,7 +7,9 @@ References:
 import tensorflow as tf
 
 from msd_tf import norms
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
+from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
+from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 
 
@@ -25,7 +27,7 @@ def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
     batch = tf.shape(x)[0]
 
     def one_run(r):
-        start = base.random_in_ball(x, threat, base.fold(base.fold(seed, r), base.INIT_STREAM))
+        start = random_in_ball(x, threat, fold(fold(seed, r), INIT_STREAM))
         delta0 = tf.where(tf.logical_or(r > 0, threat.random_start), start, tf.zeros_like(x))
 
         def body(t, delta, momentum):
@@ -33,7 +35,7 @@ def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
                                             loss_fn=loss_fn)
             l1 = norms.expand_to_rank(norms.per_example_norm(grad, "l1"), grad)
             momentum = decay * momentum + grad / tf.maximum(l1, 1e-12)
-            candidate = base.projected_step(x, delta, momentum, threat, seed)
+            candidate = projected_step(x, delta, momentum, threat, seed)
             return t + 1, candidate, momentum
 
         _, delta, _ = tf.while_loop(lambda t, *_: t < threat.steps, body,
@@ -49,12 +51,10 @@ def mim(model, x, y, threat: ThreatModel, *, seed=0, decay: float = 1.0,
         training: bool = False, jit_compile: bool = False,
         loss_fn=base.cross_entropy) -> tf.Tensor:
     """MIM attack; returns adversarial images in [0, 1] within the l_inf ball."""
-    x, y = base.check_inputs(x, y)
-    fn = base.compiled(
-        model, ("mim", threat, decay, training, loss_fn),
-        lambda: lambda xx, yy, ss: mim_delta(model, xx, yy, threat, ss, decay=decay,
-                                             training=training, loss_fn=loss_fn).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+    def delta_fn(xx, yy, ss):
+        return mim_delta(model, xx, yy, threat, ss, decay=decay, training=training,
+                         loss_fn=loss_fn).delta
+
+    key = ("mim", threat, decay, training, loss_fn)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)

@@ -9,7 +9,9 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
+from msd_tf.attacks.randomness import fold
+from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 
 
@@ -58,8 +60,8 @@ def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
         loss, _, grad = base.loss_and_grad(model, x, delta, y, training=training,
                                            loss_fn=loss_fn)
         best = keep_best(delta, loss, choice, best)  # covers delta_0
-        it_seed = base.fold(seed, t)
-        candidates = [base.projected_step(x, delta, grad, threat, it_seed)
+        it_seed = fold(seed, t)
+        candidates = [projected_step(x, delta, grad, threat, it_seed)
                       for threat in threats]
         # ONE forward pass scores every candidate: a [P * B, ...] batch.
         logits = base.logits_of(model, x_tiled + tf.concat(candidates, axis=0), training)
@@ -95,13 +97,12 @@ def msd(model, x, y, threats: Sequence[ThreatModel], *, steps: int | None = None
       >>> threats, steps = msd_tf.threats.MSD_TRAIN["mnist"]
       >>> x_adv = msd(model, x, y, threats, steps=steps, seed=0)
     """
-    x, y = base.check_inputs(x, y)
     threats = tuple(threats)
-    fn = base.compiled(
-        model, ("msd", threats, steps, training, loss_fn),
-        lambda: lambda xx, yy, ss: msd_delta(model, xx, yy, threats, ss, steps=steps,
-                                             training=training, loss_fn=loss_fn).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:  # TF's fused ReluGrad rejects empty batches; nothing to do
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+
+    def delta_fn(xx, yy, ss):
+        return msd_delta(model, xx, yy, threats, ss, steps=steps, training=training,
+                         loss_fn=loss_fn).delta
+
+    key = ("msd", threats, steps, training, loss_fn)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)

@@ -8,7 +8,9 @@ References:
 
 import tensorflow as tf
 
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
+from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
+from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 
 
@@ -27,7 +29,7 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
       model: a Keras model or callable mapping images in [0, 1] to logits.
       x: `[B, ...]` images in [0, 1]; y: `[B]` int labels.
       threat: the ball and PGD settings.
-      seed: `[2]` int64 stateless seed (see `base.as_seed`).
+      seed: `[2]` int64 stateless seed (see `as_seed`).
       training: passed to the model (False: BatchNorm uses moving statistics and is
         not updated by the attack).
       loss_fn: per-example loss `(logits, y) -> [B]` to ascend.
@@ -40,15 +42,15 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
     y_int = tf.cast(y, tf.int32)
 
     def one_run(r):
-        run_seed = base.fold(seed, r)
-        start = base.random_in_ball(x, threat, base.fold(run_seed, base.INIT_STREAM))
+        run_seed = fold(seed, r)
+        start = random_in_ball(x, threat, fold(run_seed, INIT_STREAM))
         random_start = tf.logical_or(r > 0, threat.random_start)
         delta0 = tf.where(random_start, start, tf.zeros_like(x))
 
         def body(t, delta, active):
             _, logits, grad = base.loss_and_grad(model, x, delta, y, training=training,
                                                  loss_fn=loss_fn)
-            candidate = base.projected_step(x, delta, grad, threat, base.fold(run_seed, t))
+            candidate = projected_step(x, delta, grad, threat, fold(run_seed, t))
             if not stop_when_fooled:
                 return t + 1, candidate, active
             correct = tf.argmax(logits, axis=1, output_type=tf.int32) == y_int
@@ -89,12 +91,9 @@ def pgd(model, x, y, threat: ThreatModel, *, seed=0, training: bool = False,
     Example:
       >>> x_adv = pgd(model, x, y, threats.preset("mnist", "l2"), seed=0)
     """
-    x, y = base.check_inputs(x, y)
-    fn = base.compiled(
-        model, ("pgd", threat, training, loss_fn),
-        lambda: lambda xx, yy, ss: pgd_delta(model, xx, yy, threat, ss, training=training,
-                                             loss_fn=loss_fn).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:  # TF's fused ReluGrad rejects empty batches; nothing to do
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+    def delta_fn(xx, yy, ss):
+        return pgd_delta(model, xx, yy, threat, ss, training=training, loss_fn=loss_fn).delta
+
+    key = ("pgd", threat, training, loss_fn)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)

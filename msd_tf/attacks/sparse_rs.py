@@ -23,7 +23,8 @@ What is computed (per example, one `tf.while_loop`, forward passes only):
 import numpy as np
 import tensorflow as tf
 
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
+from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.attacks.square import margin, schedule_fraction
 from msd_tf.threats import ThreatModel
 
@@ -74,27 +75,27 @@ def sparse_rs_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed
         return margin(base.logits_of(model, image(idx, colors), training), y)
 
     def one_run(r):
-        run_seed = base.fold(seed, r)
-        s0 = base.fold(run_seed, base.INIT_STREAM)
+        run_seed = fold(seed, r)
+        s0 = fold(run_seed, INIT_STREAM)
         idx0 = tf.math.top_k(tf.random.stateless_uniform([batch, pixels], s0), k).indices
-        colors0 = _vertices(base.fold(s0, 1), [batch, k, channels])
+        colors0 = _vertices(fold(s0, 1), [batch, k, channels])
         margin0 = score(idx0, colors0)
 
         def body(i, idx, colors, best):
-            it_seed = base.fold(run_seed, i)
+            it_seed = fold(run_seed, i)
             n_move = tf.maximum(tf.cast(tf.round(
                 schedule_fraction(i, n_queries, alpha_init) * k), tf.int32), 1)
             # Which of the k slots move: a random order, the first n_move.
-            order = tf.argsort(tf.random.stateless_uniform([batch, k], base.fold(it_seed, 1)))
+            order = tf.argsort(tf.random.stateless_uniform([batch, k], fold(it_seed, 1)))
             moving = tf.argsort(order) < n_move  # [B, k]
             # Where they go: random pixels outside the current set.
             taken = tf.reduce_sum(tf.one_hot(idx, pixels), axis=1) > 0
             scores = tf.where(taken, -1.0, tf.random.stateless_uniform(
-                [batch, pixels], base.fold(it_seed, 2)))
+                [batch, pixels], fold(it_seed, 2)))
             fresh = tf.math.top_k(scores, k).indices  # k distinct free pixels
             new_idx = tf.where(moving, fresh, idx)
             new_colors = tf.where(moving[..., None],
-                                  _vertices(base.fold(it_seed, 3), [batch, k, channels]),
+                                  _vertices(fold(it_seed, 3), [batch, k, channels]),
                                   colors)
             new_margin = score(new_idx, new_colors)
             take = (new_margin < best) & (best > 0)
@@ -121,13 +122,10 @@ def sparse_rs(model, x, y, threat: ThreatModel, *, n_queries: int = 5000,
     """Sparse-RS in the l_1 ball (no gradients); returns adversarial images in the ball
     and the box. Compiled once per model, settings and input shape; deterministic for
     `seed`."""
-    x, y = base.check_inputs(x, y)
-    fn = base.compiled(
-        model, ("sparse_rs", threat, n_queries, alpha_init, training),
-        lambda: lambda xx, yy, ss: sparse_rs_delta(model, xx, yy, threat, ss,
-                                                   n_queries=n_queries, alpha_init=alpha_init,
-                                                   training=training).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+    def delta_fn(xx, yy, ss):
+        return sparse_rs_delta(model, xx, yy, threat, ss, n_queries=n_queries,
+                               alpha_init=alpha_init, training=training).delta
+
+    key = ("sparse_rs", threat, n_queries, alpha_init, training)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)

@@ -31,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from msd_tf import norms, projections
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
+from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of every 10,000 queries
@@ -98,8 +99,8 @@ def _side(i, n_queries: int, p_init: float, hw: int, smallest: int, largest: int
 def _windows(seed, batch, s, height: int, width: int, patterns=None):
     """Per example a random s x s window: `(mask [B, H, W, 1], pattern [B, H, W, 1])`
     (the pattern, randomly transposed, placed in the window; None without `patterns`)."""
-    vh = tf.random.stateless_uniform([batch], base.fold(seed, 1), 0, height - s + 1, tf.int32)
-    vw = tf.random.stateless_uniform([batch], base.fold(seed, 2), 0, width - s + 1, tf.int32)
+    vh = tf.random.stateless_uniform([batch], fold(seed, 1), 0, height - s + 1, tf.int32)
+    vw = tf.random.stateless_uniform([batch], fold(seed, 2), 0, width - s + 1, tf.int32)
     hh = tf.range(height)[None, :, None] - vh[:, None, None]
     ww = tf.range(width)[None, None, :] - vw[:, None, None]
     inside = (hh >= 0) & (hh < s) & (ww >= 0) & (ww < s)
@@ -107,7 +108,7 @@ def _windows(seed, batch, s, height: int, width: int, patterns=None):
     if patterns is None:
         return mask, None
     size = patterns.shape[-1]
-    t = tf.random.stateless_uniform([batch], base.fold(seed, 3), 0, 2, tf.int32)
+    t = tf.random.stateless_uniform([batch], fold(seed, 3), 0, 2, tf.int32)
     shape = tf.shape(inside)
     idx = tf.stack([tf.fill(shape, s), tf.broadcast_to(t[:, None, None], shape),
                     tf.broadcast_to(tf.clip_by_value(hh, 0, size - 1), shape),
@@ -144,9 +145,9 @@ def _grid_init(x, seed, patterns: np.ndarray):
                 continue
             tiles = np.zeros((2, height, width), np.float32)
             tiles[:, vh:vh + s, vw:vw + s] = patterns[s, :, :s, :s]
-            coin = tf.random.stateless_uniform([], base.fold(seed, 200 + k)) < 0.5
+            coin = tf.random.stateless_uniform([], fold(seed, 200 + k)) < 0.5
             tile = tf.where(coin, tiles[0], tiles[1])
-            sign = _signs(base.fold(seed, 100 + k), tf.stack([batch, 1, 1, channels]))
+            sign = _signs(fold(seed, 100 + k), tf.stack([batch, 1, 1, channels]))
             delta += tile[None, :, :, None] * sign
             k += 1
     return delta / tf.maximum(_per_example(delta, "l2"), 1e-12)
@@ -195,12 +196,12 @@ def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: t
         if lp == "linf":
             s = _side(i, n_queries, p_init, hw, 1, min(height, width), odd=False)
             m1, _ = _windows(it_seed, batch, s, height, width)
-            sign = _signs(base.fold(it_seed, 4), tf.stack([batch, 1, 1, channels]))
+            sign = _signs(fold(it_seed, 4), tf.stack([batch, 1, 1, channels]))
             return projections.project_box(x, tf.where(m1 > 0, eps * sign, delta))
         s = _side(i, n_queries, p_init, hw, 3, min(height, width), odd=True)
         m1, eta = _windows(it_seed, batch, s, height, width, patterns)
-        m2, _ = _windows(base.fold(it_seed, 5), batch, s, height, width)
-        sign = _signs(base.fold(it_seed, 6), tf.stack([batch, 1, 1, channels]))
+        m2, _ = _windows(fold(it_seed, 5), batch, s, height, width)
+        sign = _signs(fold(it_seed, 6), tf.stack([batch, 1, 1, channels]))
         both = tf.maximum(m1, m2)
         old = delta * m1
         new = eta * sign + old / (tf.sqrt(_sum_hw(old ** 2)) + 1e-12)
@@ -212,12 +213,12 @@ def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: t
         return projections.project_box(x, moved)
 
     def one_run(r):
-        run_seed = base.fold(seed, r)
-        delta0 = start(base.fold(run_seed, base.INIT_STREAM))
+        run_seed = fold(seed, r)
+        delta0 = start(fold(run_seed, INIT_STREAM))
         margin0 = score(delta0)
 
         def body(i, delta, best):
-            new = candidate(i, delta, base.fold(run_seed, i))
+            new = candidate(i, delta, fold(run_seed, i))
             new_margin = score(new)
             take = (new_margin < best) & (best > 0)
             return (i + 1, tf.where(base.broadcast_mask(take, x), new, delta),
@@ -245,13 +246,11 @@ def square(model, x, y, threat: ThreatModel, *, n_queries: int = 5000, p_init: f
     Example:
       >>> x_adv = square(model, x, y, threats.preset("mnist", "linf"), n_queries=5000)
     """
-    x, y = base.check_inputs(x, y)
-    fn = base.compiled(
-        model, ("square", threat, n_queries, p_init, training),
-        lambda: lambda xx, yy, ss: square_delta(model, xx, yy, threat, ss, n_queries=n_queries,
-                                                p_init=p_init, training=training).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+    def delta_fn(xx, yy, ss):
+        return square_delta(model, xx, yy, threat, ss, n_queries=n_queries, p_init=p_init,
+                            training=training).delta
+
+    key = ("square", threat, n_queries, p_init, training)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)
 

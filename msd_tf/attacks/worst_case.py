@@ -9,8 +9,9 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from msd_tf.attacks import base
+from msd_tf.attacks import base, compiled
 from msd_tf.attacks.pgd import pgd_delta
+from msd_tf.attacks.randomness import fold
 from msd_tf.threats import ThreatModel
 
 
@@ -25,7 +26,7 @@ def worst_case_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[Threat
     threats = tuple(threats)
     if not threats:
         raise ValueError("Argument `threats` must name at least one ThreatModel.")
-    outs = [pgd_delta(model, x, y, threat, base.fold(seed, i), training=training,
+    outs = [pgd_delta(model, x, y, threat, fold(seed, i), training=training,
                       loss_fn=loss_fn) for i, threat in enumerate(threats)]
     losses = tf.stack([o.loss for o in outs])
     choice = tf.argmax(losses, axis=0, output_type=tf.int32)
@@ -40,14 +41,12 @@ def worst_case(model, x, y, threats: Sequence[ThreatModel], *, seed=0,
                training: bool = False, jit_compile: bool = False,
                loss_fn=base.cross_entropy) -> tf.Tensor:
     """MAX attack: each PGD separately, per-example highest loss; returns `x_adv`."""
-    x, y = base.check_inputs(x, y)
     threats = tuple(threats)
-    fn = base.compiled(
-        model, ("worst_case", threats, training, loss_fn),
-        lambda: lambda xx, yy, ss: worst_case_delta(model, xx, yy, threats, ss,
-                                                    training=training,
-                                                    loss_fn=loss_fn).delta,
-        x, y, jit_compile=jit_compile)
-    if x.shape[0] == 0:  # TF's fused ReluGrad rejects empty batches; nothing to do
-        return x
-    return base.adversarial_images(x, fn(x, y, base.as_seed(seed)))
+
+    def delta_fn(xx, yy, ss):
+        return worst_case_delta(model, xx, yy, threats, ss, training=training,
+                                loss_fn=loss_fn).delta
+
+    key = ("worst_case", threats, training, loss_fn)
+    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
+                        jit_compile=jit_compile)

@@ -30,7 +30,7 @@ def predict(logits_fn, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, int)
 
 
-def verify(logits_fn, x, y, x_adv, found, *, norm: str, eps: float):
+def verify(logits_fn, x, y, x_adv, found, *, norm: str):
     """Checks claimed adversarial examples.
 
     Args:
@@ -38,7 +38,7 @@ def verify(logits_fn, x, y, x_adv, found, *, norm: str, eps: float):
       x, y: clean images and labels.
       x_adv: candidate adversarial images (anything where `found` is False is ignored).
       found: `[N]` bool, where the attack claims an adversarial example.
-      norm, eps: the threat model's norm and radius.
+      norm: the threat model's norm (the radius is applied later: `broken_at`).
 
     Returns:
       `(sound, norms, rejected)`: `sound[N]` = found, misclassified by a fresh

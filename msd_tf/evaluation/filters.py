@@ -6,25 +6,15 @@ import numpy as np
 
 def first_conv_kernel(path: str) -> np.ndarray:
     """The first 5x5 convolution kernel `[5, 5, C_in, C_out]` of a SavedModel or of a
-    training-run folder (latest checkpoint)."""
-    import os
+    training-run folder (its newest checkpoint that restores).
 
-    import tensorflow as tf
+    Raises:
+      ValueError: the model cannot be loaded, or has no 5x5 convolution.
+    """
+    from msd_tf.export import load_model
 
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        variables = tf.saved_model.load(path).variables
-        kernels = [v.numpy() for v in variables if len(v.shape) == 4 and v.shape[0] == 5]
-    else:
-        from msd_tf.checkpoints import list_checkpoints
-
-        found = list_checkpoints(os.path.join(path, "checkpoints"))
-        if not found:
-            raise ValueError(f"{path}: neither a SavedModel nor a run with checkpoints.")
-        reader = tf.train.load_checkpoint(found[0][1])
-        shapes = reader.get_variable_to_shape_map()
-        names = sorted(k for k, s in shapes.items() if len(s) == 4 and s[0] == 5
-                       and "optimizer" not in k)
-        kernels = [reader.get_tensor(k) for k in names]
+    kernels = [np.asarray(v.numpy()) for v in load_model(path).variables
+               if len(v.shape) == 4 and v.shape[0] == 5]
     if not kernels:
         raise ValueError(f"{path}: no 5x5 convolution kernel found.")
     # The first layer is the one reading the image: fewest input channels.

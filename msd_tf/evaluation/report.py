@@ -13,6 +13,7 @@ import numpy as np
 
 from msd_tf.evaluation.checks import RTOL
 from msd_tf.evaluation.suite import ADDED_KINDS
+from msd_tf.threats import NORMS
 
 NORM_NAMES = {"linf": "l_inf", "l2": "l_2", "l1": "l_1"}
 
@@ -54,7 +55,7 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
         per_norm[spec.norm][0] |= b
         per_norm[spec.norm][2].append(name)
         any_broken |= b
-    for norm in ("linf", "l2", "l1"):
+    for norm in NORMS:
         if norm in per_norm:
             b, eps, names = per_norm[norm]
             out["norms"][norm] = {"eps": eps, "acc": float((clean & ~b).mean()) if n else 0.0,
@@ -158,14 +159,31 @@ def write_reports(summaries: dict, output_dir: str, *, extra: dict | None = None
     return paths
 
 
-def save_per_example(path: str, clean: np.ndarray, records: dict) -> None:
-    """Per-example results: clean flag, and per attack sound / norm / rejected."""
+def save_per_example(path: str, clean: np.ndarray, records: dict,
+                     example_keys: np.ndarray | None = None) -> None:
+    """Per-example results: clean flag, per attack sound / norm / rejected, and (if given)
+    a content key per example (`example_keys`, to check later use is on the same data)."""
     arrays = {"clean": clean}
+    if example_keys is not None:
+        arrays["example_key"] = np.asarray(example_keys)
     for name, rec in records.items():
         arrays[f"{name}/sound"] = rec["sound"]
         arrays[f"{name}/norm"] = rec["norms"]
         arrays[f"{name}/rejected"] = rec["rejected"]
     np.savez_compressed(path, **arrays)
+
+
+def broken_per_norm(per_example: dict, specs: list[dict]) -> dict:
+    """norm -> `[N]` bool: examples some attack of `specs` (dicts with name, norm, eps:
+    a results.json "suite") broke at its radius, from a per_example file's arrays."""
+    out = {}
+    for s in specs:
+        if f"{s['name']}/sound" not in per_example:
+            continue
+        b = per_example[f"{s['name']}/sound"] & (
+            per_example[f"{s['name']}/norm"] <= s["eps"] * (1 + RTOL))
+        out[s["norm"]] = out.get(s["norm"], np.zeros(len(b), bool)) | b
+    return out
 
 
 def plot_curves(curves: dict, path: str) -> dict:

@@ -13,8 +13,8 @@ import numpy as np
 
 from msd_tf import paper
 from msd_tf.evaluation.checks import RTOL
+from msd_tf.threats import NORMS
 
-NORMS = ("linf", "l2", "l1")
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "all"}
 
 

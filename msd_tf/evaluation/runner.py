@@ -50,12 +50,13 @@ def attack_seed(seed: int, model_fingerprint: str, attack: str, batch: int) -> i
 
 def cache_folder(cache_dir: str, model_name: str, model_fingerprint: str,
                  spec: suite.AttackSpec, *, batch_size: int, seed: int, code: dict,
-                 earlier: tuple[str, ...] = ()) -> str:
+                 earlier: tuple[str, ...] = (), jit_compile: bool = False) -> str:
     """The folder of one (model, attack) result; `earlier` names the folders of the
     results an `only_robust` attack depends on (which examples it attacks)."""
     key = fingerprints.of_json({"model": model_fingerprint, "spec": dataclasses.asdict(spec),
                                 "batch_size": batch_size, "seed": seed, "code": code,
-                                "earlier": [os.path.basename(e) for e in earlier]})
+                                "earlier": [os.path.basename(e) for e in earlier],
+                                **({"jit_compile": True} if jit_compile else {})})
     return os.path.join(cache_dir, model_name, f"{spec.name}-{key[:16]}")
 
 
@@ -65,15 +66,23 @@ def _save(path: str, **arrays) -> None:
     os.replace(tmp, path)
 
 
+def example_keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A content key per example (its image and label), 16 hex digits each."""
+    return np.array([fingerprints.of_arrays(x[i], y[i:i + 1])[:16] for i in range(len(x))])
+
+
 def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
               y: np.ndarray, specs: list[suite.AttackSpec], *, output_dir: str,
               batch_size: int = 100, seed: int = 0, verbose: bool = True, on_compute=None,
-              code: dict | None = None, cache_dir: str | None = None):
+              code: dict | None = None, cache_dir: str | None = None,
+              jit_compile: bool = False, prior_broken: dict | None = None):
     """Evaluates one model; returns `(clean [N] bool, records, grid)`.
 
     Each attack runs on the correctly classified examples of every batch (an
     `only_robust` attack: on those that every earlier attack of its norm failed to
-    break); its claims go through `checks.verify`. `cache_dir` defaults to
+    break, and, with `prior_broken` (norm -> `[N]` bool from an earlier evaluation of
+    the same examples), on those it left robust); its claims go through
+    `checks.verify`. `cache_dir` defaults to
     `<output_dir>/cache` (evaluations may share one).
     `records[name]` = {"spec", "sound", "norms", "rejected"};
     `grid[name]` = (adversarial images, sound, norms) of the first `GRID_EXAMPLES`.
@@ -91,14 +100,18 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
     for a_idx, spec in enumerate(specs):
         before = [s for s in specs[:a_idx] if s.norm == spec.norm]
         broken_before = np.zeros(n, bool)
+        earlier = ()
         if spec.only_robust:
             for s in before:
                 broken_before |= checks.broken_at(records[s.name]["sound"],
                                                   records[s.name]["norms"], spec.eps)
+            earlier = tuple(folders[s.name] for s in before)
+            if prior_broken is not None and spec.norm in prior_broken:
+                broken_before |= prior_broken[spec.norm]
+                earlier += ("prior-" + fingerprints.of_arrays(prior_broken[spec.norm])[:16],)
         folder = cache_folder(cache_dir, model_name, model_fingerprint, spec,
                               batch_size=batch_size, seed=seed, code=code,
-                              earlier=tuple(folders[s.name] for s in before)
-                              if spec.only_robust else ())
+                              earlier=earlier, jit_compile=jit_compile)
         folders[spec.name] = folder
         os.makedirs(folder, exist_ok=True)
         parts = []
@@ -118,10 +131,11 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
                 if todo.any():
                     xa, fa = suite.run_attack(
                         spec, logits_fn, xb[todo], yb[todo],
-                        seed=attack_seed(seed, model_fingerprint, spec.name, b))
+                        seed=attack_seed(seed, model_fingerprint, spec.name, b),
+                        jit_compile=jit_compile)
                     x_adv[todo], found[todo] = xa, fa
                 sound, norms, rejected = checks.verify(logits_fn, xb, yb, x_adv, found,
-                                                       norm=spec.norm, eps=spec.eps)
+                                                       norm=spec.norm)
                 _save(path, sound=sound, norms=norms, rejected=rejected,
                       head=x_adv[:GRID_EXAMPLES] if b == 0 else x_adv[:0])
             with np.load(path) as f:

@@ -12,21 +12,16 @@ PGD and MIM, foolbox FGSM and PGD) search at the radius only.
 
 import contextlib
 import dataclasses
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from msd_tf import threats as threats_lib
-from msd_tf.attacks import apgd, mim, pgd
-from msd_tf.attacks.sparse_rs import sparse_rs
-from msd_tf.attacks.square import square
+from msd_tf.attacks import ATTACKS
 from msd_tf.evaluation import foolbox_compat
-
-# Radii of the paper's evaluation (section 1).
-PAPER_EPS = {
-    "mnist": {"linf": 0.3, "l2": 2.0, "l1": 10.0},
-    "cifar10": {"linf": 0.03, "l2": 0.5, "l1": 12.0},
-}
+from msd_tf.evaluation.checks import lp_norms, predict
+from msd_tf.threats import NORMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,27 +52,17 @@ class AttackSpec:
     alpha: float | None = None
     only_robust: bool = False
 
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown attack kind {self.kind!r}; known: {sorted(KINDS)}.")
+
     @property
     def minimizes(self) -> bool:
-        return self.kind in MINIMIZATION_KINDS
+        return KINDS[self.kind].minimizes
 
     def label(self) -> str:
         after = " (+ earlier)" if self.only_robust else ""
-        return f"{KINDS[self.kind]}{after} ({self.norm}, eps={self.eps:g})"
-
-
-KINDS = {
-    "pgd": "PGD (ours)", "mim": "MIM (ours)", "fgsm": "FGSM (foolbox)",
-    "fb_pgd": "PGD (foolbox)", "gaussian": "Gaussian noise (foolbox)",
-    "boundary": "Boundary (foolbox)", "deepfool": "DeepFool (foolbox)",
-    "pointwise": "Pointwise (foolbox)", "ddn": "DDN (foolbox)", "cw": "C&W L2 (foolbox)",
-    "salt_pepper": "Salt & Pepper (foolbox)", "apgd_ce": "APGD-CE (ours)",
-    "apgd_t": "APGD-T (ours)", "square": "Square (ours)", "sparse_rs": "Sparse-RS (ours)",
-}
-# The attacks --suite=strong adds to the paper's (AutoAttack's, plus Sparse-RS for l_1).
-ADDED_KINDS = ("apgd_ce", "apgd_t", "square", "sparse_rs")
-MINIMIZATION_KINDS = {"boundary", "deepfool", "pointwise", "ddn", "cw", "salt_pepper",
-                      "gaussian"}
+        return f"{KINDS[self.kind].label}{after} ({self.norm}, eps={self.eps:g})"
 
 
 def paper_suite(dataset: str, *, restarts: int = 10, eps: dict | None = None,
@@ -91,10 +76,9 @@ def paper_suite(dataset: str, *, restarts: int = 10, eps: dict | None = None,
       eps: radii overriding the paper's, e.g. {"linf": 4/255} (Tramer-Boneh).
       budget: "paper", or "fast" (few iterations; for tests and smoke runs only).
     """
-    key = "mnist" if dataset in ("mnist", "fashion_mnist") else dataset
-    radii = dict(PAPER_EPS[key], **(eps or {}))
+    radii = dict(threats_lib.radii(dataset), **(eps or {}))
     fast = budget == "fast"
-    pgd_presets = {t.norm: t for t in threats_lib.presets(key, phase="test")}
+    pgd_presets = {t.norm: t for t in threats_lib.presets(dataset, phase="test")}
 
     def ours(norm):
         t = pgd_presets[norm]
@@ -126,6 +110,10 @@ def paper_suite(dataset: str, *, restarts: int = 10, eps: dict | None = None,
     ]
 
 
+# The kinds --suite=strong adds to the paper's (AutoAttack's, plus Sparse-RS for l_1).
+ADDED_KINDS = ("apgd_ce", "apgd_t", "square", "sparse_rs")
+
+
 def strong_additions(dataset: str, *, restarts: int = 10, eps: dict | None = None,
                      budget: str = "paper", apgd_steps: int = 100,
                      queries: int = 5000) -> list[AttackSpec]:
@@ -141,12 +129,11 @@ def strong_additions(dataset: str, *, restarts: int = 10, eps: dict | None = Non
     With the defaults this is AutoAttack's "standard" version (APGD-CE, APGD-T, Square
     5000 queries) without FAB-T, for every norm, on top of the paper's attacks.
     """
-    key = "mnist" if dataset in ("mnist", "fashion_mnist") else dataset
-    radii = dict(PAPER_EPS[key], **(eps or {}))
+    radii = dict(threats_lib.radii(dataset), **(eps or {}))
     if budget == "fast":
         apgd_steps, queries = 10, 100
     specs = []
-    for norm in ("linf", "l2", "l1"):
+    for norm in NORMS:
         r = radii[norm]
         specs.append(AttackSpec(f"apgd_ce_{norm}", "apgd_ce", norm, r, restarts,
                                 steps=apgd_steps, only_robust=True))
@@ -161,67 +148,6 @@ def strong_additions(dataset: str, *, restarts: int = 10, eps: dict | None = Non
 def _fb_model(logits_fn):
     fb = foolbox_compat.get_foolbox()
     return fb.TensorFlowModel(logits_fn, bounds=(0.0, 1.0))
-
-
-def _fb_attack(spec: AttackSpec, restart: int):
-    fb = foolbox_compat.get_foolbox()
-    a = fb.attacks
-    steps = spec.steps
-    if spec.kind == "fgsm":
-        return a.LinfFastGradientAttack(random_start=restart > 0)
-    if spec.kind == "fb_pgd":
-        cls = a.LinfPGD if spec.norm == "linf" else a.L2PGD
-        return cls(steps=steps or 40, random_start=True)
-    if spec.kind == "deepfool":
-        return a.L2DeepFoolAttack(steps=steps or 50)
-    if spec.kind == "ddn":
-        return a.DDNAttack(steps=steps or 100)
-    if spec.kind == "cw":
-        return a.L2CarliniWagnerAttack(binary_search_steps=5, steps=steps or 1000)
-    if spec.kind == "boundary":
-        # foolbox 3 draws one candidate per step; the paper's "25 trials per
-        # iteration" (foolbox 2) is approximated by 25x as many steps.
-        return a.BoundaryAttack(steps=steps or 5000)
-    if spec.kind == "salt_pepper":
-        return a.SaltAndPepperNoiseAttack(steps=steps or 1000)
-    if spec.kind == "pointwise":
-        return foolbox_compat.pointwise_attack(spec.norm)
-    raise ValueError(f"Unknown foolbox attack kind {spec.kind!r}")
-
-
-def _gaussian(logits_fn, x, y, spec: AttackSpec, seed: int):
-    """Gaussian noise at growing l_2 radii (`steps` radii up to 4 eps); keeps the
-    smallest radius that fools. Each radius is tried `restarts` times."""
-    fb = foolbox_compat.get_foolbox()
-    attack = fb.attacks.L2RepeatedAdditiveGaussianNoiseAttack(repeats=spec.restarts)
-    radii = np.linspace(4 * spec.eps / (spec.steps or 100), 4 * spec.eps, spec.steps or 100)
-    _seed_globals(seed, 0)
-    _, clipped, success = attack(_fb_model(logits_fn), tf.constant(x), tf.constant(y),
-                                 epsilons=list(radii))
-    success = np.asarray(success)  # [radii, N]
-    first = np.where(success.any(0), success.argmax(0), -1)
-    clipped = np.stack([np.asarray(c) for c in clipped])  # [radii, N, ...]
-    found = first >= 0
-    x_adv = x.copy()
-    x_adv[found] = clipped[first[found], np.flatnonzero(found)]
-    return x_adv, found
-
-
-def _from_salt_and_pepper(attack, fmodel, x, y, spec: AttackSpec):
-    """Boundary and Pointwise need an adversarial starting point; foolbox aborts the
-    whole batch when its initialization fails on any input. We start them from a
-    Salt & Pepper run and attack only the examples it fooled (others: not found)."""
-    fb = foolbox_compat.get_foolbox()
-    init = fb.attacks.SaltAndPepperNoiseAttack(steps=min(spec.steps or 1000, 1000))
-    _, start, ok = init(fmodel, tf.constant(x), tf.constant(y), epsilons=None)
-    ok = np.array(ok, bool)  # a writable copy (asarray of a TF tensor is read-only)
-    x_r = np.asarray(start, np.float32).copy()
-    if ok.any():
-        _, refined, success = attack(fmodel, tf.constant(x[ok]), tf.constant(y[ok]),
-                                     epsilons=None, starting_points=tf.constant(x_r[ok]))
-        x_r[ok] = np.asarray(refined, np.float32)
-        ok[ok] = np.asarray(success, bool)
-    return x_r, ok
 
 
 def _seed_globals(seed: int, restart: int) -> None:
@@ -242,8 +168,146 @@ def _numpy_state_kept():
         np.random.set_state(state)
 
 
-def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, seed: int = 0):
-    """Runs `spec` on one batch, deterministically for `seed`.
+def _ours(name: str):
+    """Runs our attack `ATTACKS[name]` at the spec's radius and budget."""
+    attack = ATTACKS[name]
+
+    def run(spec, logits_fn, x, y, seed, jit_compile=False):
+        threat = threats_lib.ThreatModel(norm=spec.norm, eps=spec.eps,
+                                         alpha=spec.alpha or spec.eps / 10,
+                                         steps=spec.steps or 100, restarts=spec.restarts,
+                                         random_start=spec.restarts > 1)
+        budget = {"n_queries": spec.steps or 5000} if attack.queries else {}
+        x_adv = attack.fn(logits_fn, x, y, threat, seed=seed, jit_compile=jit_compile,
+                          **budget).numpy()
+        return x_adv, predict(logits_fn, x_adv) != y
+
+    return run
+
+
+def _from_salt_and_pepper(attack, fmodel, x, y, spec: "AttackSpec"):
+    """Boundary and Pointwise need an adversarial starting point; foolbox aborts the
+    whole batch when its initialization fails on any input. We start them from a
+    Salt & Pepper run and attack only the examples it fooled (others: not found)."""
+    fb = foolbox_compat.get_foolbox()
+    init = fb.attacks.SaltAndPepperNoiseAttack(steps=min(spec.steps or 1000, 1000))
+    _, start, ok = init(fmodel, tf.constant(x), tf.constant(y), epsilons=None)
+    ok = np.array(ok, bool)  # a writable copy (asarray of a TF tensor is read-only)
+    x_r = np.asarray(start, np.float32).copy()
+    if ok.any():
+        _, refined, success = attack(fmodel, tf.constant(x[ok]), tf.constant(y[ok]),
+                                     epsilons=None, starting_points=tf.constant(x_r[ok]))
+        x_r[ok] = np.asarray(refined, np.float32)
+        ok[ok] = np.asarray(success, bool)
+    return x_r, ok
+
+
+def _foolbox(make: Callable, *, minimizes: bool, needs_start: bool = False):
+    """Runs a foolbox attack `make(fb, spec, restart)` `spec.restarts` times, seeding the
+    global generators before each; a minimization attack keeps per example the
+    smallest norm found, a fixed-radius one the first success."""
+
+    def run(spec, logits_fn, x, y, seed, jit_compile=False):
+        del jit_compile  # foolbox runs its own eager code
+        fb = foolbox_compat.get_foolbox()
+        fmodel = _fb_model(logits_fn)
+        best = x.copy()
+        best_found = np.zeros(len(x), bool)
+        best_norm = np.full(len(x), np.inf)
+        for r in range(spec.restarts):
+            _seed_globals(seed, r)
+            attack = make(fb, spec, r)
+            if needs_start:
+                x_r, ok = _from_salt_and_pepper(attack, fmodel, x, y, spec)
+            else:
+                _, clipped, success = attack(fmodel, tf.constant(x), tf.constant(y),
+                                             epsilons=None if minimizes else spec.eps)
+                x_r, ok = np.asarray(clipped, np.float32), np.array(success, bool)
+            if minimizes:
+                n = np.where(ok, lp_norms(x_r, x, spec.norm), np.inf)
+                take = ok & (n < best_norm)
+                best_norm = np.where(take, n, best_norm)
+            else:
+                take = ok & ~best_found
+            best[take] = x_r[take]
+            best_found |= ok
+            if not minimizes and best_found.all():
+                break
+        return best, best_found
+
+    return run
+
+
+def _gaussian(spec, logits_fn, x, y, seed, jit_compile=False):
+    """Gaussian noise at growing l_2 radii (`steps` radii up to 4 eps); keeps the
+    smallest radius that fools. Each radius is tried `restarts` times."""
+    fb = foolbox_compat.get_foolbox()
+    attack = fb.attacks.L2RepeatedAdditiveGaussianNoiseAttack(repeats=spec.restarts)
+    radii = np.linspace(4 * spec.eps / (spec.steps or 100), 4 * spec.eps, spec.steps or 100)
+    _seed_globals(seed, 0)
+    _, clipped, success = attack(_fb_model(logits_fn), tf.constant(x), tf.constant(y),
+                                 epsilons=list(radii))
+    success = np.asarray(success)  # [radii, N]
+    first = np.where(success.any(0), success.argmax(0), -1)
+    clipped = np.stack([np.asarray(c) for c in clipped])  # [radii, N, ...]
+    found = first >= 0
+    x_adv = x.copy()
+    x_adv[found] = clipped[first[found], np.flatnonzero(found)]
+    return x_adv, found
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """How an attack kind runs:
+    `run(spec, logits_fn, x, y, seed, jit_compile=False) -> (x_adv, found)`."""
+
+    label: str
+    run: Callable
+    minimizes: bool = False
+
+
+# foolbox 3 draws one Boundary candidate per step: the paper's "25 trials per
+# iteration" (foolbox 2) is approximated by 25x as many steps (the suite's 25 * 200).
+KINDS = {
+    "pgd": Kind("PGD (ours)", _ours("pgd")),
+    "mim": Kind("MIM (ours)", _ours("mim")),
+    "apgd_ce": Kind("APGD-CE (ours)", _ours("apgd_ce")),
+    "apgd_t": Kind("APGD-T (ours)", _ours("apgd_t")),
+    "square": Kind("Square (ours)", _ours("square")),
+    "sparse_rs": Kind("Sparse-RS (ours)", _ours("sparse_rs")),
+    "fgsm": Kind("FGSM (foolbox)", _foolbox(
+        lambda fb, s, r: fb.attacks.LinfFastGradientAttack(random_start=r > 0),
+        minimizes=False)),
+    "fb_pgd": Kind("PGD (foolbox)", _foolbox(
+        lambda fb, s, r: (fb.attacks.LinfPGD if s.norm == "linf" else fb.attacks.L2PGD)(
+            steps=s.steps or 40, random_start=True), minimizes=False)),
+    "gaussian": Kind("Gaussian noise (foolbox)", _gaussian, minimizes=True),
+    "boundary": Kind("Boundary (foolbox)", _foolbox(
+        lambda fb, s, r: fb.attacks.BoundaryAttack(steps=s.steps or 5000), minimizes=True,
+        needs_start=True), minimizes=True),
+    "deepfool": Kind("DeepFool (foolbox)", _foolbox(
+        lambda fb, s, r: fb.attacks.L2DeepFoolAttack(steps=s.steps or 50), minimizes=True),
+        minimizes=True),
+    "pointwise": Kind("Pointwise (foolbox)", _foolbox(
+        lambda fb, s, r: foolbox_compat.pointwise_attack(s.norm), minimizes=True,
+        needs_start=True), minimizes=True),
+    "ddn": Kind("DDN (foolbox)", _foolbox(
+        lambda fb, s, r: fb.attacks.DDNAttack(steps=s.steps or 100), minimizes=True),
+        minimizes=True),
+    "cw": Kind("C&W L2 (foolbox)", _foolbox(
+        lambda fb, s, r: fb.attacks.L2CarliniWagnerAttack(binary_search_steps=5,
+                                                          steps=s.steps or 1000),
+        minimizes=True), minimizes=True),
+    "salt_pepper": Kind("Salt & Pepper (foolbox)", _foolbox(
+        lambda fb, s, r: fb.attacks.SaltAndPepperNoiseAttack(steps=s.steps or 1000),
+        minimizes=True), minimizes=True),
+}
+
+
+def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, seed: int = 0,
+               jit_compile: bool = False):
+    """Runs `spec` on one batch, deterministically for `seed` (our attacks compiled with
+    XLA if `jit_compile`).
 
     Our attacks take `seed` as a stateless seed; foolbox's draw from TensorFlow's and
     NumPy's global generators, which are seeded from (`seed`, restart) before every
@@ -256,60 +320,8 @@ def run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, *, see
       example the claimed example of smallest norm; a fixed-radius one keeps the
       first claimed success.
     """
-    with _numpy_state_kept():
-        return _run_attack(spec, logits_fn, np.asarray(x, np.float32),
-                           np.asarray(y, np.int32), seed)
-
-
-def _run_attack(spec: AttackSpec, logits_fn, x: np.ndarray, y: np.ndarray, seed: int):
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
     if len(x) == 0:
         return x, np.zeros(0, bool)
-    if spec.kind in ("pgd", "mim", "apgd_ce", "apgd_t", "square", "sparse_rs"):
-        threat = threats_lib.ThreatModel(spec.norm, spec.eps, spec.alpha or spec.eps / 10,
-                                         spec.steps or 100, restarts=spec.restarts,
-                                         random_start=spec.restarts > 1)
-        if spec.kind == "pgd":
-            x_adv = pgd(logits_fn, x, y, threat, seed=seed).numpy()
-        elif spec.kind == "mim":
-            x_adv = mim(logits_fn, x, y, threat, seed=seed).numpy()
-        elif spec.kind == "square":
-            x_adv = square(logits_fn, x, y, threat, n_queries=spec.steps or 5000,
-                           seed=seed).numpy()
-        elif spec.kind == "sparse_rs":
-            x_adv = sparse_rs(logits_fn, x, y, threat, n_queries=spec.steps or 5000,
-                              seed=seed).numpy()
-        else:
-            x_adv = apgd(logits_fn, x, y, threat, seed=seed,
-                         loss="ce" if spec.kind == "apgd_ce" else "dlr_targeted").numpy()
-        found = np.asarray(logits_fn(x_adv)).argmax(1) != y
-        return x_adv, found
-    if spec.kind == "gaussian":
-        return _gaussian(logits_fn, x, y, spec, seed)
-    fmodel = _fb_model(logits_fn)
-    best = x.copy()
-    best_found = np.zeros(len(x), bool)
-    best_norm = np.full(len(x), np.inf)
-    from msd_tf.evaluation.checks import lp_norms
-
-    for r in range(spec.restarts):
-        _seed_globals(seed, r)
-        attack = _fb_attack(spec, r)
-        if spec.kind in ("boundary", "pointwise"):
-            x_r, ok = _from_salt_and_pepper(attack, fmodel, x, y, spec)
-        else:
-            epsilons = None if spec.minimizes else spec.eps
-            _, clipped, success = attack(fmodel, tf.constant(x), tf.constant(y),
-                                         epsilons=epsilons)
-            x_r = np.asarray(clipped, np.float32)
-            ok = np.array(success, bool)
-        if spec.minimizes:
-            n = np.where(ok, lp_norms(x_r, x, spec.norm), np.inf)
-            take = ok & (n < best_norm)
-            best_norm = np.where(take, n, best_norm)
-        else:
-            take = ok & ~best_found
-        best[take] = x_r[take]
-        best_found |= ok
-        if not spec.minimizes and best_found.all():
-            break
-    return best, best_found
+    with _numpy_state_kept():
+        return KINDS[spec.kind].run(spec, logits_fn, x, y, seed, jit_compile)

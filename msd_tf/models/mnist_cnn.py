@@ -15,7 +15,8 @@ def mnist_cnn(input_shape=(28, 28, 1), num_classes: int = 10) -> keras.Model:
             keras.layers.MaxPooling2D(2),
             keras.layers.Flatten(),
             keras.layers.Dense(1024, activation="relu"),
-            keras.layers.Dense(num_classes),
+            # float32 logits under a mixed-precision policy (attacks keep losses float32).
+            keras.layers.Dense(num_classes, dtype="float32"),
         ],
         name="mnist_cnn",
     )

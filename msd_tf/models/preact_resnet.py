@@ -45,5 +45,6 @@ def preact_resnet18(input_shape=(32, 32, 3), num_classes: int = 10,
     x = keras.layers.BatchNormalization(name="final_bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    # float32 logits under a mixed-precision policy (attacks keep losses float32).
+    outputs = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="preact_resnet18")

@@ -22,5 +22,5 @@ def wide_resnet(input_shape=(32, 32, 3), num_classes: int = 10, blocks_per_stage
     x = keras.layers.BatchNormalization(name="final_bn")(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, outputs, name=f"wrn_{6 * blocks_per_stage + 4}_{width}")

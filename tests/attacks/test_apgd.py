@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from msd_tf.attacks import apgd, base, dlr_loss, pgd
+from msd_tf.attacks import apgd, dlr_loss, pgd
 from msd_tf.attacks.apgd import _checkpoints, apgd_delta
+from msd_tf.attacks.randomness import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, linear_loss, linear_problem, norms_of, small_cnn
 from tests.conftest import SHARED_MNIST
@@ -12,7 +13,7 @@ from tests.conftest import SHARED_MNIST
 
 def _run(threat, loss=linear_loss):
     model, x, y, w = linear_problem()
-    out = apgd_delta(model, tf.constant(x), tf.constant(y), threat, base.as_seed(0), loss=loss)
+    out = apgd_delta(model, tf.constant(x), tf.constant(y), threat, as_seed(0), loss=loss)
     return out.delta.numpy(), w
 
 

@@ -3,6 +3,8 @@ import tensorflow as tf
 
 from msd_tf import threats
 from msd_tf.attacks import base, msd, msd_delta
+from msd_tf.attacks.randomness import as_seed, draw_k, fold
+from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, norms_of, small_cnn
 
@@ -20,8 +22,8 @@ def _reference_msd(model, x, y, threat_list, steps, seed):
         loss, _, grad = base.loss_and_grad(model, tf.constant(x), d, tf.constant(y),
                                            training=False, loss_fn=base.cross_entropy)
         loss = loss.numpy()
-        it_seed = base.fold(base.as_seed(seed), t)
-        cands = [base.projected_step(tf.constant(x), d, grad, th, it_seed).numpy()
+        it_seed = fold(as_seed(seed), t)
+        cands = [projected_step(tf.constant(x), d, grad, th, it_seed).numpy()
                  for th in threat_list]
         new = np.empty_like(delta)
         for b in range(len(x)):
@@ -40,7 +42,7 @@ def _reference_msd(model, x, y, threat_list, steps, seed):
 def test_msd_matches_example_by_example_reference():
     model = small_cnn(seed=0)
     x, y = digits(10, seed=1)
-    out = msd_delta(model, tf.constant(x), tf.constant(y), THREATS, base.as_seed(4), steps=6)
+    out = msd_delta(model, tf.constant(x), tf.constant(y), THREATS, as_seed(4), steps=6)
     want_delta, want_loss = _reference_msd(model, x, y, THREATS, 6, 4)
     np.testing.assert_allclose(out.delta.numpy(), want_delta, atol=1e-5)
     np.testing.assert_allclose(out.loss.numpy(), want_loss, rtol=1e-4, atol=1e-5)
@@ -63,18 +65,29 @@ def test_msd_loss_at_least_zero_perturbation_and_in_some_ball():
     assert np.all(in_some)
 
 
-def test_msd_single_threat_equals_pgd_without_freezing():
-    # With one ball MSD is PGD that never freezes, plus best-over-iterations.
+def test_msd_with_one_ball_returns_the_best_iterate_of_pgd_without_freezing():
+    # With one ball, MSD's iterates are PGD's (no freezing, start at 0), and MSD returns
+    # the highest-loss one among delta_0 .. delta_T (the earliest on ties). l_2 steps
+    # draw nothing at random, so the two trajectories are the same computation.
     from msd_tf.attacks import pgd_delta
 
     model = small_cnn(seed=5)
     x, y = digits(8, seed=6)
-    t = ThreatModel("l2", 2.0, 0.3, 5)
-    m = msd_delta(model, tf.constant(x), tf.constant(y), (t,), base.as_seed(0))
-    p = pgd_delta(model, tf.constant(x), tf.constant(y), t, base.as_seed(0),
-                  stop_when_fooled=False)
-    # PGD's loss is at its last iterate; MSD's is the best iterate, so >=.
-    assert np.all(m.loss.numpy() >= p.loss.numpy() - 1e-5)
+    xt, yt = tf.constant(x), tf.constant(y)
+    # A step as long as the radius overshoots, so the loss is not monotone along the path.
+    t = ThreatModel("l2", 2.0, 2.0, 5)
+    m = msd_delta(model, xt, yt, (t,), as_seed(0))
+    deltas = [np.zeros_like(x)]
+    losses = [base.cross_entropy(model(x), y).numpy()]
+    for k in range(1, t.steps + 1):
+        p = pgd_delta(model, xt, yt, t.replace(steps=k), as_seed(0), stop_when_fooled=False)
+        deltas.append(p.delta.numpy())
+        losses.append(p.loss.numpy())
+    best = np.argmax(np.stack(losses), axis=0)  # first maximum
+    assert len(set(best.tolist())) > 1, "the best iterate differs between examples"
+    want = np.stack([deltas[k][b] for b, k in enumerate(best)])
+    np.testing.assert_allclose(m.delta.numpy(), want, atol=1e-6)
+    np.testing.assert_allclose(m.loss.numpy(), np.max(np.stack(losses), axis=0), rtol=1e-5)
 
 
 def test_msd_seed_changes_random_k_only_through_the_seed():
@@ -87,5 +100,5 @@ def test_msd_seed_changes_random_k_only_through_the_seed():
     # Same seed: equal up to float reordering of concurrent ops (bit-exact: --deterministic).
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert np.abs(a - c).max() > 1e-3
-    ks = {int(base.draw_k(th[0], base.fold(base.as_seed(s), 0))) for s in range(40)}
+    ks = {int(draw_k(th[0], fold(as_seed(s), 0))) for s in range(40)}
     assert ks <= set(range(5, 21)) and len(ks) > 8

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from msd_tf.attacks import apgd, base, pgd
+from msd_tf.attacks import apgd, pgd
+from msd_tf.attacks.randomness import as_seed
 from msd_tf.attacks.sparse_rs import sparse_rs, sparse_rs_delta
 from msd_tf.attacks.square import _eta, margin, square, square_delta
 from msd_tf.threats import ThreatModel
@@ -50,7 +51,7 @@ def test_linf_square_reaches_the_vertex_optimum_of_a_linear_model():
     # keeps every sign flip that helps and rejects every one that hurts.
     model, x, y, w = _linear_images()
     out = square_delta(model, tf.constant(x), tf.constant(y), ThreatModel("linf", 0.2, 0.1, 1),
-                       base.as_seed(0), n_queries=400)
+                       as_seed(0), n_queries=400)
     np.testing.assert_allclose(out.delta.numpy(), np.broadcast_to(0.2 * np.sign(w), x.shape),
                                atol=1e-6)
     np.testing.assert_allclose(out.loss.numpy(), 1000 - (x[0] * w).sum()
@@ -62,7 +63,7 @@ def test_sparse_rs_finds_the_best_k_pixels_of_a_linear_model():
     # largest |w_i|, each moved from 0.5 to the vertex in the direction of w_i.
     model, x, y, w = _linear_images(seed=1)
     out = sparse_rs_delta(model, tf.constant(x), tf.constant(y),
-                          ThreatModel("l1", 3.5, 0.1, 1), base.as_seed(0), n_queries=600)
+                          ThreatModel("l1", 3.5, 0.1, 1), as_seed(0), n_queries=600)
     want = np.zeros(w.size, np.float32)
     top = np.argsort(-np.abs(w.ravel()))[:3]
     want[top] = 0.5 * np.sign(w.ravel()[top])
@@ -74,16 +75,16 @@ def test_sparse_rs_needs_a_budget_of_one_pixel():
     model, x, y, _ = _linear_images(shape=(4, 4, 3))
     with pytest.raises(ValueError, match="eps >= channels"):
         sparse_rs_delta(model, tf.constant(x), tf.constant(y), ThreatModel("l1", 2.0, 0.1, 1),
-                        base.as_seed(0))
+                        as_seed(0))
     with pytest.raises(ValueError, match="l1"):
         square_delta(model, tf.constant(x), tf.constant(y), ThreatModel("l1", 5.0, 0.1, 1),
-                     base.as_seed(0))
+                     as_seed(0))
 
 
 def test_l2_square_approaches_but_never_exceeds_the_linear_optimum():
     model, x, y, w = _linear_images(shape=(8, 8, 1), seed=2)
     out = square_delta(model, tf.constant(x), tf.constant(y), ThreatModel("l2", 1.0, 0.1, 1),
-                       base.as_seed(0), n_queries=1000)
+                       as_seed(0), n_queries=1000)
     gain = (out.delta.numpy() * w).reshape(len(x), -1).sum(1)
     optimum = 1.0 * np.linalg.norm(w)  # at eps * w / ||w||
     assert np.all(gain <= optimum * (1 + 1e-5)) and np.all(gain >= 0.6 * optimum)

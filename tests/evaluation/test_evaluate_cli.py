@@ -200,6 +200,12 @@ BAD_INPUTS = {
     "no_models": (lambda t, m: [], "--models is required"),
     "corruptions_on_mnist": (lambda t, m: [f"--models={m[0]}", "--corruptions=all"],
                              "--corruptions needs --dataset=cifar10"),
+    "bad_attack_steps": (lambda t, m: [f"--models={m[0]}", "--attack_steps=pgd_linf:x"],
+                         "--attack_steps wants name:steps"),
+    "only_robust_not_run": (lambda t, m: [f"--models={m[0]}", "--only_robust=cw_l2"],
+                            "name attacks not in the run: ['cw_l2']"),
+    "prune_with_missing": (lambda t, m: [f"--models={m[0]}", "--only_robust=pgd_linf",
+                                         f"--prune_with={t / 'none'}"], "--prune_with"),
 }
 
 

@@ -72,7 +72,7 @@ def test_soundness_check_rejects_planted_bad_results():
     x_adv[3, 1] = 0.0
     x_adv[4, 0] = 1.0  # not claimed: ignored
     found = np.array([1, 1, 1, 1, 0], bool)
-    sound, norms, rejected = checks.verify(logits_fn, x, y, x_adv, found, norm="linf", eps=1.0)
+    sound, norms, rejected = checks.verify(logits_fn, x, y, x_adv, found, norm="linf")
     np.testing.assert_array_equal(sound, [1, 0, 0, 1, 0])
     np.testing.assert_array_equal(rejected, [0, 1, 1, 0, 0])
     np.testing.assert_allclose(norms[[0, 3]], 0.9)
