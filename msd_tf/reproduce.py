@@ -192,6 +192,13 @@ def main(argv):
     data_dir = _DATA_DIR.value
     if data_dir and not os.path.exists(data_dir):
         cli.fail(f"--data_dir {data_dir}: no such file or folder.")
+    for m in models:  # a missing flagfile fails now, not after hours of training
+        for flag in scale.train(m):
+            if flag.startswith("--flagfile="):
+                try:
+                    cli.resolve_flagfile(flag.split("=", 1)[1])
+                except FileNotFoundError as e:
+                    cli.fail(str(e))
     out = _OUTPUT_DIR.value or os.path.join("runs", f"table{table}_{scale_name}")
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
     timings = _Timings(os.path.join(out, "timings.json"))

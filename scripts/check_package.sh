@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packaging check (CI runs it): builds the wheel, installs it into a fresh virtual
 # environment, and from a folder outside the checkout runs the README's library example
-# and both entry points with a shipped flagfile.
+# and the three entry points with shipped flagfiles.
 #   bash scripts/check_package.sh          (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,4 +37,8 @@ echo "+ msd-tf-evaluate"
   --data_dir=../shared/data/mnist --num_examples=8 --budget=fast --attacks=pgd_linf \
   --output_dir=eval > eval.log
 grep -q "All attacks" eval/results.md
+echo "+ msd-tf-reproduce --dry_run (finds the shipped small-scale flagfiles)"
+"$tmp/venv/bin/msd-tf-reproduce" --table=3 --scale=small --data_dir=../shared/data/mnist \
+  --output_dir=repro --dry_run > reproduce.log
+grep -q "flags/mnist/small/msd.cfg" reproduce.log
 echo "package check passed"
