@@ -40,10 +40,10 @@ def configure_process(config) -> None:
 def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
-    from msd_tf import data, experiment
-    from msd_tf import flags as msd_flags
     import tensorflow as tf
 
+    from msd_tf import data, experiment
+    from msd_tf import flags as msd_flags
     from msd_tf.distribute import make_strategy
 
     try:
