@@ -33,7 +33,7 @@ from msd_tf.attacks.randomness import as_seed
 from msd_tf.models import mnist_cnn  # noqa: E402
 
 
-def _time(fn, repeats: int) -> float:
+def median_time(fn, repeats: int) -> float:
     """Median wall time of `fn()` in seconds, after two warm-up calls."""
     for _ in range(2):
         fn()
@@ -75,7 +75,7 @@ def bench_adversaries(args):
                             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             trainer.optimizer.build(trainer.model.trainable_variables)
             step = tf.function(trainer.train_step)
-            t = _time(lambda s=step, d=(x, y): s(d)["adv_loss"].numpy(), args.adv_repeats)
+            t = median_time(lambda s=step, d=(x, y): s(d)["adv_loss"].numpy(), args.adv_repeats)
             cells.append(f"{t * 1e3:.0f} ms")
         print(f"| {title} ({batch}) | " + " | ".join(cells) + " |", flush=True)
 
@@ -123,8 +123,8 @@ def main():
     # divided by 20 (this includes the attack's fixed set-up, so it is an upper bound).
     train_times, msd_times, ratios = [], [], []
     for _ in range(args.rounds):
-        t_train = _time(lambda: train_step(x, y).numpy(), args.repeats)
-        t_msd = _time(lambda: msd_run(x, y).numpy(), 3) / msd_steps
+        t_train = median_time(lambda: train_step(x, y).numpy(), args.repeats)
+        t_msd = median_time(lambda: msd_run(x, y).numpy(), 3) / msd_steps
         train_times.append(t_train)
         msd_times.append(t_msd)
         ratios.append(t_msd / t_train)
@@ -141,8 +141,8 @@ def main():
         proj = tf.function(lambda v: projections.project_l1(v, 10.0), jit_compile=args.jit)
         srt = tf.function(lambda v: tf.sort(tf.abs(v), axis=1, direction="DESCENDING"),
                           jit_compile=args.jit)
-        t_p = _time(lambda v=v, f=proj: f(v).numpy(), args.repeats * 5)
-        t_s = _time(lambda v=v, f=srt: f(v).numpy(), args.repeats * 5)
+        t_p = median_time(lambda v=v, f=proj: f(v).numpy(), args.repeats * 5)
+        t_s = median_time(lambda v=v, f=srt: f(v).numpy(), args.repeats * 5)
         print(f"project_l1 [100, {n}]:            {t_p * 1e3:8.3f} ms   "
               f"sort {t_s * 1e3:.3f} ms, ratio {t_p / t_s:.2f}x (target <= 3x)")
 

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -29,6 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from bench import median_time  # noqa: E402  (scripts/bench.py: the same median timing)
 
 from msd_tf import cli, data, threats  # noqa: E402
 from msd_tf.adversaries import make_adversary  # noqa: E402
@@ -78,17 +78,6 @@ def _batch(shape, batch, seed=0):
 
 def _step_fn(trainer):
     return tf.function(trainer.train_step, jit_compile=trainer.jit_compile)
-
-
-def _median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def _weights(trainer):
@@ -169,7 +158,7 @@ def time_setup(name, setup, iterations, repeats, budget, rows, notes):
             times = {}
             for adversary in ("none", "msd"):
                 step = _step_fn(_trainer(setup, adversary, iterations, precision, jit))
-                times[adversary] = _median_time(lambda s=step: s((x, y))["loss"].numpy(),
+                times[adversary] = median_time(lambda s=step: s((x, y))["loss"].numpy(),
                                                 repeats)
             rows.append({"setup": name, "label": label, "batch": batch,
                          "msd_iterations": iterations,
@@ -191,9 +180,9 @@ def time_pipeline(setup, iterations, repeats):
     trainer = _trainer(setup, "msd", iterations, "float32", False)
     step = _step_fn(trainer)
     it = iter(data.train_dataset(x, y, batch_size=batch, seed=0))
-    fed = _median_time(lambda: step(next(it))["loss"].numpy(), repeats)
+    fed = median_time(lambda: step(next(it))["loss"].numpy(), repeats)
     const = (tf.constant(x[:batch]), tf.constant(y[:batch]))
-    fixed = _median_time(lambda: step(const)["loss"].numpy(), repeats)
+    fixed = median_time(lambda: step(const)["loss"].numpy(), repeats)
     return {"setup": title, "tf_data_step_ms": round(1e3 * fed, 2),
             "constant_batch_step_ms": round(1e3 * fixed, 2),
             "ratio": round(fed / fixed, 3)}

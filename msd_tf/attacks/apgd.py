@@ -222,10 +222,5 @@ def apgd(model, x, y, threat: ThreatModel, *, loss: str = "ce", seed=0, n_target
     ones."""
     check_loss(loss)
 
-    def delta_fn(xx, yy, ss):
-        return apgd_attack_delta(model, xx, yy, threat, ss, loss=loss, n_targets=n_targets,
-                                 training=training).delta
-
-    key = ("apgd", threat, loss, n_targets, training)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, apgd_attack_delta, threat, seed=seed,
+                        jit_compile=jit_compile, loss=loss, n_targets=n_targets, training=training)

@@ -56,16 +56,33 @@ def check_inputs(x, y):
     return x, y
 
 
-def run(model, x, y, *, key, delta_fn: Callable, seed, jit_compile: bool) -> tf.Tensor:
-    """Adversarial images `x + delta_fn(x, y, seed)` (clipped to the box against float
-    rounding), `delta_fn` compiled once per `model`, `key` and input spec.
+def function_for(model, attack_delta: Callable, settings, x, y, *, jit_compile: bool,
+                 **options):
+    """The cached compiled `(x, y, seed) -> delta` of `attack_delta(model, x, y, settings,
+    seed, **options)`; the cache key is derived from `attack_delta`, `settings` and
+    `options` (so no setting can be left out of it)."""
+    key = (attack_delta, settings, tuple(sorted(options.items())))
+
+    def delta_fn(xx, yy, ss):
+        return attack_delta(model, xx, yy, settings, ss, **options).delta
+
+    return cached_function(model, key, delta_fn, x, y, jit_compile=jit_compile)
+
+
+def run(model, x, y, attack_delta: Callable, settings, *, seed, jit_compile: bool,
+        **options) -> tf.Tensor:
+    """Adversarial images `x + attack_delta(model, x, y, settings, seed, **options).delta`
+    (clipped to the box against float rounding), compiled once per `model`, attack,
+    settings, options and input spec.
 
     Args:
-      key: hashable description of the attack and its settings (the cache key).
-      delta_fn: graph-level `(x, y, seed [2] int64) -> delta`.
+      attack_delta: a graph-level `*_delta(model, x, y, settings, seed, **options)`
+        returning an `AttackOutput`.
+      settings: its threat model (or tuple of threat models).
+      options: its keyword arguments (hashable).
     """
     x, y = check_inputs(x, y)
-    fn = cached_function(model, key, delta_fn, x, y, jit_compile=jit_compile)
+    fn = function_for(model, attack_delta, settings, x, y, jit_compile=jit_compile, **options)
     if x.shape[0] == 0:  # TF's fused ReluGrad rejects empty batches; nothing to do
         return x
     return adversarial_images(x, fn(x, y, as_seed(seed)))

@@ -51,10 +51,5 @@ def mim(model, x, y, threat: ThreatModel, *, seed=0, decay: float = 1.0,
         training: bool = False, jit_compile: bool = False,
         loss_fn=base.cross_entropy) -> tf.Tensor:
     """MIM attack; returns adversarial images in [0, 1] within the l_inf ball."""
-    def delta_fn(xx, yy, ss):
-        return mim_delta(model, xx, yy, threat, ss, decay=decay, training=training,
-                         loss_fn=loss_fn).delta
-
-    key = ("mim", threat, decay, training, loss_fn)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, mim_delta, threat, seed=seed,
+                        jit_compile=jit_compile, decay=decay, training=training, loss_fn=loss_fn)

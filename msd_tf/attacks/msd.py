@@ -99,10 +99,5 @@ def msd(model, x, y, threats: Sequence[ThreatModel], *, steps: int | None = None
     """
     threats = tuple(threats)
 
-    def delta_fn(xx, yy, ss):
-        return msd_delta(model, xx, yy, threats, ss, steps=steps, training=training,
-                         loss_fn=loss_fn).delta
-
-    key = ("msd", threats, steps, training, loss_fn)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, msd_delta, threats, seed=seed,
+                        jit_compile=jit_compile, steps=steps, training=training, loss_fn=loss_fn)

@@ -91,9 +91,5 @@ def pgd(model, x, y, threat: ThreatModel, *, seed=0, training: bool = False,
     Example:
       >>> x_adv = pgd(model, x, y, threats.preset("mnist", "l2"), seed=0)
     """
-    def delta_fn(xx, yy, ss):
-        return pgd_delta(model, xx, yy, threat, ss, training=training, loss_fn=loss_fn).delta
-
-    key = ("pgd", threat, training, loss_fn)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, pgd_delta, threat, seed=seed,
+                        jit_compile=jit_compile, training=training, loss_fn=loss_fn)

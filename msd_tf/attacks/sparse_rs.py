@@ -122,10 +122,6 @@ def sparse_rs(model, x, y, threat: ThreatModel, *, n_queries: int = 5000,
     """Sparse-RS in the l_1 ball (no gradients); returns adversarial images in the ball
     and the box. Compiled once per model, settings and input shape; deterministic for
     `seed`."""
-    def delta_fn(xx, yy, ss):
-        return sparse_rs_delta(model, xx, yy, threat, ss, n_queries=n_queries,
-                               alpha_init=alpha_init, training=training).delta
-
-    key = ("sparse_rs", threat, n_queries, alpha_init, training)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, sparse_rs_delta, threat, seed=seed,
+                        jit_compile=jit_compile, n_queries=n_queries, alpha_init=alpha_init,
+                        training=training)

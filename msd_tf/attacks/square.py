@@ -246,11 +246,7 @@ def square(model, x, y, threat: ThreatModel, *, n_queries: int = 5000, p_init: f
     Example:
       >>> x_adv = square(model, x, y, threats.preset("mnist", "linf"), n_queries=5000)
     """
-    def delta_fn(xx, yy, ss):
-        return square_delta(model, xx, yy, threat, ss, n_queries=n_queries, p_init=p_init,
-                            training=training).delta
-
-    key = ("square", threat, n_queries, p_init, training)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, square_delta, threat, seed=seed,
+                        jit_compile=jit_compile, n_queries=n_queries, p_init=p_init,
+                        training=training)
 

@@ -43,10 +43,5 @@ def worst_case(model, x, y, threats: Sequence[ThreatModel], *, seed=0,
     """MAX attack: each PGD separately, per-example highest loss; returns `x_adv`."""
     threats = tuple(threats)
 
-    def delta_fn(xx, yy, ss):
-        return worst_case_delta(model, xx, yy, threats, ss, training=training,
-                                loss_fn=loss_fn).delta
-
-    key = ("worst_case", threats, training, loss_fn)
-    return compiled.run(model, x, y, key=key, delta_fn=delta_fn, seed=seed,
-                        jit_compile=jit_compile)
+    return compiled.run(model, x, y, worst_case_delta, threats, seed=seed,
+                        jit_compile=jit_compile, training=training, loss_fn=loss_fn)

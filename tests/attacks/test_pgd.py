@@ -109,8 +109,8 @@ def test_eager_and_compiled_agree_and_trace_once():
     np.testing.assert_allclose(graph, eager, atol=1e-6)
     pgd(model, x[:3], y[:3], threat, seed=3)
     pgd(model, x[:1], y[:1], threat, seed=4)
-    fn = compiled.cached_function(model, ("pgd", threat, False, base.cross_entropy), None,
-                                  tf.constant(x), tf.constant(y), jit_compile=False)
+    fn = compiled.function_for(model, pgd_delta, threat, tf.constant(x), tf.constant(y),
+                               jit_compile=False, training=False, loss_fn=base.cross_entropy)
     assert fn.experimental_get_tracing_count() == 1
 
 
