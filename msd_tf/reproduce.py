@@ -85,7 +85,7 @@ SCALES = {
         lambda m: [f"--flagfile=flags/mnist/small/{m}.cfg"],
         ("--flagfile=flags/mnist/eval.cfg", "--suite=strong", "--restarts=1",
          "--square_queries=1000"), 500, 100, ("--train_split=test[1000:]",),
-        "9,000 training digits, 10 attack iterations per norm, 5-15 epochs "
+        "9,000 training digits, 10 attack iterations per norm, 5-12 epochs "
         "(flags/mnist/small); evaluation with 1 restart (paper: 10), Square / Sparse-RS "
         "with 1000 queries (AutoAttack: 5000); the slow attacks (Boundary 1000 steps, C&W "
         "200 steps x 5 binary-search steps, Pointwise 300 steps; the paper's: 5000, 1000, "
