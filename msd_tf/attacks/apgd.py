@@ -15,11 +15,8 @@ What is computed (per example, all in one `tf.while_loop`):
     the step size halves (and the iterate returns to the best point) where the loss
     rose in fewer than 75% of the window's steps, or where the step size was not
     halved at the previous checkpoint and the best loss has not improved since;
-  - l_1: the direction is the sign of the k largest |grad_i| among coordinates that
-    can move inside the box, normalized to l_1 norm eps; k starts at 5% of the
-    coordinates and shrinks by 1.5x whenever the step size halves (our reading of
-    l1-APGD's adaptive sparsity; the paper's exact schedule differs in details);
-    the projection is the exact one onto the l_1 ball intersected with the box.
+  - l_1: l_1-APGD as AutoAttack runs it, with adaptive sparsity and the radius
+    schedule 3 eps -> 2 eps -> eps (`apgd_l1.py`).
   - returned: the first adversarial point found, else the highest-loss point.
 """
 
@@ -30,10 +27,13 @@ import numpy as np
 import tensorflow as tf
 
 from msd_tf import norms
-from msd_tf.attacks import base, compiled
+from msd_tf.attacks import apgd_l1, base, compiled
 from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
 from msd_tf.attacks.step import project_onto
 from msd_tf.threats import ThreatModel
+
+# l_1-APGD's radius schedule, in units of eps (AutoAttack's standard version for L1).
+L1_EPS_FACTORS = (3.0, 2.0, 1.0)
 
 
 def dlr_loss(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:
@@ -84,61 +84,55 @@ def _checkpoints(n_iter: int):
     return flags
 
 
-def _direction(grad, x_adv, norm, k_frac, eps):
+def _direction(grad, norm):
     if norm == "linf":
         return tf.sign(grad)
-    if norm == "l2":
-        g = norms.expand_to_rank(norms.per_example_norm(grad, "l2"), grad)
-        return grad / tf.maximum(g, 1e-12)
-    # l1: top-k signs among coordinates that can move, l1 length eps.
-    movable = ~(((grad < 0) & (x_adv <= 0)) | ((grad > 0) & (x_adv >= 1)))
-    flat = norms.flatten(tf.where(movable, grad, tf.zeros_like(grad)))
-    n = tf.shape(flat)[1]
-    k = tf.clip_by_value(tf.cast(tf.math.ceil(k_frac * tf.cast(n, tf.float32)), tf.int32), 1, n)
-    sorted_abs = tf.sort(tf.abs(flat), axis=1, direction="DESCENDING")
-    threshold = tf.gather(sorted_abs, k - 1, axis=1, batch_dims=1)[:, None]
-    chosen = (tf.abs(flat) >= threshold) & (tf.abs(flat) > 0)
-    s = tf.where(chosen, tf.sign(flat), tf.zeros_like(flat))
-    s = s / tf.maximum(tf.reduce_sum(tf.abs(s), axis=1, keepdims=True), 1.0)
-    return tf.reshape(s * norms.expand_to_rank(eps, flat), tf.shape(grad))
+    g = norms.expand_to_rank(norms.per_example_norm(grad, "l2"), grad)
+    return grad / tf.maximum(g, 1e-12)
 
 
 def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
                loss: str = "ce", target: tf.Tensor | None = None, training: bool = False,
-               momentum: float = 0.75, rho: float = 0.75) -> base.AttackOutput:
+               momentum: float = 0.75, rho: float = 0.75,
+               l1_eps_factors=L1_EPS_FACTORS) -> base.AttackOutput:
     """Graph-level APGD run (one start; `threat.steps` iterations).
 
     Args:
       loss: "ce" (cross-entropy), "dlr" (untargeted DLR), "dlr_targeted" (needs
         `target`, `[B]` int classes), or a callable `(logits, y) -> [B]` to maximize.
+      l1_eps_factors: l_1 only, the radius schedule in units of eps (AutoAttack's
+        standard: 3, 2, 1; `(1.0,)`: none). See `apgd_l1.py`.
     """
     if callable(loss):
         loss_fn = loss
     else:
         loss_fn = functools.partial(LOSSES[check_loss(loss)], target=target)
-    n_iter = threat.steps
-    if threat.norm == "l1":  # l1-APGD always uses the exact ball-and-box projection
-        threat = threat.replace(l1_projection="exact")
-    ckpt = tf.constant(_checkpoints(n_iter))
     batch = tf.shape(x)[0]
+    counts = tf.ones([1], tf.float32) * tf.cast(batch, tf.float32)
+    if threat.norm == "l1":
+        delta, best_loss = apgd_l1.apgd_l1_delta(
+            model, x, y, threat.eps, threat.steps, seed, loss_fn=loss_fn,
+            eps_factors=tuple(l1_eps_factors), training=training)
+        return base.AttackOutput(delta=delta, loss=best_loss,
+                                 choice=tf.zeros([batch], tf.int32), counts=counts)
+    n_iter = threat.steps
+    ckpt = tf.constant(_checkpoints(n_iter))
     y_int = tf.cast(y, tf.int32)
     eps = threat.eps
     delta0 = random_in_ball(x, threat, fold(seed, INIT_STREAM))
     loss0, logits0, grad0 = base.loss_and_grad(model, x, delta0, y, training=training,
                                                loss_fn=loss_fn)
     fooled0 = tf.argmax(logits0, axis=1, output_type=tf.int32) != y_int
-    eta0 = tf.fill([batch], 2.0 * eps if threat.norm != "l1" else 1.0)
+    eta0 = tf.fill([batch], 2.0 * eps)
     state = dict(
         i=tf.constant(0), delta=delta0, prev=delta0, grad=grad0, loss=loss0,
         eta=eta0, best=delta0, best_loss=loss0, best_grad=grad0,
         adv=delta0, fooled=fooled0, increases=tf.zeros([batch]),
-        ckpt_best=loss0, reduced_last=tf.zeros([batch], tf.bool),
-        k_frac=tf.fill([batch], 0.05))
+        ckpt_best=loss0, reduced_last=tf.zeros([batch], tf.bool))
 
     def body(s):
         a = tf.where(s["i"] > 0, momentum, 1.0)
-        step = norms.expand_to_rank(s["eta"], x) * _direction(
-            s["grad"], x + s["delta"], threat.norm, s["k_frac"], eps)
+        step = norms.expand_to_rank(s["eta"], x) * _direction(s["grad"], threat.norm)
         z = project_onto(x, s["delta"] + step, threat)
         new = project_onto(
             x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)
@@ -160,7 +154,6 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         stalled = ~s["reduced_last"] & (s["ckpt_best"] >= best_loss)
         reduce = at_ckpt & (oscillates | stalled)
         eta = tf.where(reduce, s["eta"] / 2, s["eta"])
-        k_frac = tf.where(reduce, tf.maximum(s["k_frac"] / 1.5, 0.0), s["k_frac"])
         m = base.broadcast_mask(reduce, x)
         delta = tf.where(m, best, new)
         grad = tf.where(m, best_grad, new_grad)
@@ -170,13 +163,12 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
             best_loss=best_loss, best_grad=best_grad, adv=adv, fooled=fooled,
             increases=tf.where(at_ckpt, tf.zeros_like(increases), increases),
             ckpt_best=tf.where(at_ckpt, best_loss, s["ckpt_best"]),
-            reduced_last=tf.where(at_ckpt, reduce, s["reduced_last"]), k_frac=k_frac),)
+            reduced_last=tf.where(at_ckpt, reduce, s["reduced_last"])),)
 
     out = tf.while_loop(lambda s: s["i"] < n_iter, body, (state,))[0]
     delta = tf.where(base.broadcast_mask(out["fooled"], x), out["adv"], out["best"])
     return base.AttackOutput(delta=delta, loss=out["best_loss"],
-                             choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+                             choice=tf.zeros([batch], tf.int32), counts=counts)
 
 
 def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
@@ -187,11 +179,13 @@ def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
 
 
 def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce",
-                      n_targets: int = 9, training: bool = False) -> base.AttackOutput:
+                      n_targets: int = 9, target_offset: int = 0, training: bool = False,
+                      l1_eps_factors=L1_EPS_FACTORS) -> base.AttackOutput:
     """APGD-CE or APGD-DLR (`loss="ce"` / `"dlr"`) with `threat.restarts` random starts,
-    or APGD-T (`"dlr_targeted"`) over the `n_targets` most likely wrong classes (one
-    start each), keeping per example the first adversarial point found (else the
-    highest-loss one). An unknown `loss` raises a ValueError listing the known ones."""
+    or APGD-T (`"dlr_targeted"`) over the `n_targets` most likely wrong classes after
+    the `target_offset` most likely ones (one start each), keeping per example the
+    first adversarial point found (else the highest-loss one). An unknown `loss`
+    raises a ValueError listing the known ones."""
     batch = tf.shape(x)[0]
     if check_loss(loss) != "dlr_targeted":
         runs, order = threat.restarts, None
@@ -199,13 +193,18 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
         logits = base.logits_of(model, x, training)
         masked = tf.where(tf.one_hot(tf.cast(y, tf.int32), tf.shape(logits)[1]) > 0, -np.inf,
                           tf.cast(logits, tf.float32))
-        runs = min(n_targets, int(logits.shape[1]) - 1)
-        order = tf.math.top_k(masked, k=runs).indices
+        wrong = int(logits.shape[1]) - 1
+        if not 0 <= target_offset < wrong:
+            raise ValueError(f"Argument `target_offset` must be in [0, {wrong}). Received: "
+                             f"{target_offset}")
+        runs = min(n_targets, wrong - target_offset)
+        order = tf.math.top_k(masked, k=target_offset + runs).indices[:, target_offset:]
 
     def one_run(r):
         target = None if order is None else tf.gather(order, r, axis=1)
-        return apgd_delta(model, x, y, threat, fold(seed, r), loss=loss, target=target,
-                          training=training).delta
+        run_seed = fold(seed, r + (target_offset if order is not None else 0))
+        return apgd_delta(model, x, y, threat, run_seed, loss=loss, target=target,
+                          training=training, l1_eps_factors=l1_eps_factors).delta
 
     # Runs are compared on cross-entropy (fooling first), whatever loss they ascended.
     delta, ce = base.best_of_runs(one_run, runs, x, y, model, training, base.cross_entropy)
@@ -214,13 +213,18 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
 
 
 def apgd(model, x, y, threat: ThreatModel, *, loss: str = "ce", seed=0, n_targets: int = 9,
-         training: bool = False, jit_compile: bool = False) -> tf.Tensor:
+         target_offset: int = 0, training: bool = False, jit_compile: bool = False,
+         l1_eps_factors=L1_EPS_FACTORS) -> tf.Tensor:
     """APGD-CE (`loss="ce"`), APGD-DLR (`"dlr"`), both with `threat.restarts` starts, or
-    APGD-T (`"dlr_targeted"`, the `n_targets` most likely wrong classes); returns
+    APGD-T (`"dlr_targeted"`, the `n_targets` most likely wrong classes after the
+    `target_offset` most likely ones); l_1 with AutoAttack's radius schedule
+    `l1_eps_factors` (`(1.0,)`: none); returns
     adversarial images in the ball and the box. Compiled once per model and settings;
     deterministic for `seed`. An unknown `loss` raises a ValueError listing the known
     ones."""
     check_loss(loss)
 
     return compiled.run(model, x, y, apgd_attack_delta, threat, seed=seed,
-                        jit_compile=jit_compile, loss=loss, n_targets=n_targets, training=training)
+                        jit_compile=jit_compile, loss=loss, n_targets=n_targets,
+                        target_offset=target_offset, training=training,
+                        l1_eps_factors=tuple(float(f) for f in l1_eps_factors))
