@@ -1,8 +1,9 @@
 """`python -m msd_tf.evaluate --models=runs/mnist/msd/saved_model[,...] [--flagfile=...]`
 (installed: `msd-tf-evaluate ...`).
 
-Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong`, alias
-`--suite=autoattack`, adds APGD-CE, APGD-T and Square / Sparse-RS) on
+Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong` adds AutoAttack's
+standard attacks per norm, APGD-CE, APGD-T and Square, and Sparse-RS for l_1;
+`--suite=autoattack` runs AutoAttack's standard attacks alone) on
 SavedModels (or training-run folders, whose newest checkpoint that restores is
 loaded) and writes, in `--output_dir`: results.md (laid out like Table 3, one column
 per model), results.json (numbers and provenance), results.csv, one per-example npz
@@ -31,12 +32,14 @@ _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 1000, "First N examples of 
 _RESTARTS = flags.DEFINE_integer("restarts", 10, "Random restarts per attack.", lower_bound=1)
 _SUITE = flags.DEFINE_enum(
     "suite", "paper", ["paper", "strong", "autoattack"],
-    "paper: every attack of section 7; strong (= autoattack): plus, per norm and on the "
-    "examples still robust, APGD-CE, APGD-T and Square (l_inf, l_2) / Sparse-RS (l_1).")
+    "paper: every attack of section 7; strong: plus, per norm and on the examples still "
+    "robust, AutoAttack's standard APGD-CE, APGD-T and Square, and Sparse-RS for l_1; "
+    "autoattack: AutoAttack's standard version alone (without FAB-T).")
 _APGD_STEPS = flags.DEFINE_integer("apgd_steps", 100, "APGD iterations (strong suite).",
                                    lower_bound=1)
 _SQUARE_QUERIES = flags.DEFINE_integer(
-    "square_queries", 5000, "Queries of Square and Sparse-RS (strong suite).", lower_bound=1)
+    "square_queries", 5000, "Queries of Square and Sparse-RS (strong and autoattack suites; "
+    "AutoAttack: 5000).", lower_bound=1)
 _CACHE_DIR = flags.DEFINE_string(
     "cache_dir", None, "Where results are cached (default: <output_dir>/cache); evaluations "
     "may share one: results are keyed by content.")
@@ -73,15 +76,20 @@ class EvalError(ValueError):
 
 def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps,
                 apgd_steps: int = 100, queries: int = 5000, only_robust=(), steps=None):
-    """The attacks of `suite_name` ("paper", "strong" or its alias "autoattack"), or the
-    `names` among them in that order; `only_robust` names become `only_robust`, `steps`
-    (name -> int) overrides budgets."""
+    """The attacks of `suite_name` ("paper", "strong" or "autoattack"), or the `names`
+    among them in that order; `only_robust` names become `only_robust`, `steps`
+    (name -> int) overrides budgets. `restarts` applies to the paper's attacks (and
+    raises APGD-CE's in the strong suite); the autoattack suite keeps AutoAttack's."""
     import dataclasses
 
     from msd_tf.evaluation import suite
 
-    specs = suite.paper_suite(dataset, restarts=restarts, eps=eps, budget=budget)
-    if suite_name in ("strong", "autoattack"):
+    if suite_name == "autoattack":
+        specs = suite.autoattack_suite(dataset, eps=eps, budget=budget,
+                                       apgd_steps=apgd_steps, queries=queries)
+    else:
+        specs = suite.paper_suite(dataset, restarts=restarts, eps=eps, budget=budget)
+    if suite_name == "strong":
         specs += suite.strong_additions(dataset, restarts=restarts, eps=eps, budget=budget,
                                         apgd_steps=apgd_steps, queries=queries)
     if names:

@@ -5,7 +5,7 @@ a public, compiled function returning adversarial images; `ATTACKS` names them a
   mim         momentum iterative method, l_inf (Dong et al. 2018)
   apgd_ce     APGD with cross-entropy; apgd_dlr: with the DLR loss; apgd_t: targeted
               DLR over the most likely wrong classes (Croce and Hein 2020, 2021)
-  square      Square, gradient-free, l_inf and l_2 (Andriushchenko et al. 2020)
+  square      Square, gradient-free, l_inf, l_2 and l_1 (Andriushchenko et al. 2020)
   sparse_rs   Sparse-RS, gradient-free, in the l_1 ball (Croce et al. 2022)
   msd         multi steepest descent over a union of balls (Maini et al. 2020)
   worst_case  MAX: the worst of PGD in every ball of a union
@@ -54,7 +54,7 @@ ATTACKS = {
     "apgd_ce": Attack(functools.partial(apgd, loss="ce"), NORMS),
     "apgd_dlr": Attack(functools.partial(apgd, loss="dlr"), NORMS),
     "apgd_t": Attack(functools.partial(apgd, loss="dlr_targeted"), NORMS),
-    "square": Attack(square, ("linf", "l2"), queries=True),
+    "square": Attack(square, NORMS, queries=True),
     "sparse_rs": Attack(sparse_rs, ("l1",), queries=True),
     "msd": Attack(msd, NORMS, union=True),
     "worst_case": Attack(worst_case, NORMS, union=True),
