@@ -6,7 +6,8 @@
    `--output_dir`: a finished run is reused (nothing trained or exported again), a
    killed one resumes from its newest checkpoint.
 2. Evaluates all of them with `python -m msd_tf.evaluate --suite=strong` (the paper's
-   attacks, then APGD-CE, APGD-T and Square / Sparse-RS on the examples still robust),
+   attacks, then AutoAttack's APGD-CE, APGD-T and Square, and Sparse-RS for l_1, on the
+   examples still robust),
    and, where a scale runs the slow paper attacks (C&W, Boundary, Pointwise) on fewer
    examples, a second evaluation of those; both share one cache keyed by content, so a
    rerun recomputes nothing.
@@ -86,8 +87,9 @@ SCALES = {
         ("--flagfile=flags/mnist/eval.cfg", "--suite=strong", "--restarts=1",
          "--square_queries=1000"), 500, 50, ("--train_split=test[1000:]",),
         "9,000 training digits, 10 attack iterations per norm, 5-12 epochs, P_1 and P_2 "
-        "from a random start (flags/mnist/small); evaluation with 1 restart (paper: 10), "
-        "Square / Sparse-RS with 1000 queries (AutoAttack: 5000); the slow attacks "
+        "from a random start (flags/mnist/small); evaluation: the paper's attacks with 1 "
+        "restart (paper: 10), APGD with AutoAttack's restarts and targets, Square and "
+        "Sparse-RS with 1000 queries (AutoAttack: 5000); the slow attacks "
         "(Boundary 1000 steps, C&W 200 steps x 5 binary-search steps, Pointwise 300 steps; "
         "the paper's: 5000, 1000, 1000) on those of the first 50 digits every other attack "
         "left robust",

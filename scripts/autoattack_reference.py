@@ -9,10 +9,13 @@ digits `x` ([N, 28, 28, 1] in [0, 1]), labels `y`, the radii and the TensorFlow
 logits. OUT.npz: per norm, the standard version's attacks in order, the examples each
 left robust (`robust_<norm>_<attack>`, cumulative as AutoAttack counts them), the
 adversarial images (`x_adv_<norm>`), and the largest logit difference between the
-two frameworks (`max_logit_diff`).
+two frameworks (`max_logit_diff`). OUT.npz is rewritten after every norm; a killed run,
+started again, skips the norms it holds.
 """
 
 import argparse
+import json
+import os
 import time
 
 import numpy as np
@@ -22,51 +25,50 @@ from torch import nn
 _NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 
 
-class MnistCnn(nn.Module):
-    """The Keras `mnist_cnn` in PyTorch: NCHW convolutions, then the NHWC flatten order
-    of Keras so the dense weights carry over unchanged."""
+class Ported(nn.Module):
+    """A Keras Sequential of Conv2D / MaxPooling2D / Flatten / Dense layers (ReLU or no
+    activation) in PyTorch: NCHW convolutions with Keras' kernels, and Keras' NHWC
+    flatten order, so dense weights carry over unchanged. `layers` is the JSON list
+    `compare_autoattack.describe` writes; weights are `w<i>_kernel` / `w<i>_bias`."""
 
-    def __init__(self, w):
+    def __init__(self, layers, w):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
-        self.conv2 = nn.Conv2d(32, 64, 5, padding=2)
-        self.fc1 = nn.Linear(7 * 7 * 64, 1024)
-        self.fc2 = nn.Linear(1024, 10)
-        with torch.no_grad():
-            for conv, k, b in ((self.conv1, "conv1_kernel", "conv1_bias"),
-                               (self.conv2, "conv2_kernel", "conv2_bias")):
-                conv.weight.copy_(torch.from_numpy(w[k].transpose(3, 2, 0, 1).copy()))
-                conv.bias.copy_(torch.from_numpy(w[b]))
-            for fc, k, b in ((self.fc1, "dense1_kernel", "dense1_bias"),
-                             (self.fc2, "dense2_kernel", "dense2_bias")):
-                fc.weight.copy_(torch.from_numpy(w[k].T.copy()))
-                fc.bias.copy_(torch.from_numpy(w[b]))
+        self.steps = []
+        mods = nn.ModuleList()
+        for i, layer in enumerate(layers):
+            kind = layer["kind"]
+            if kind == "conv":
+                k = w[f"w{i}_kernel"]
+                pad = (k.shape[0] // 2) if layer["padding"] == "same" else 0
+                m = nn.Conv2d(k.shape[2], k.shape[3], k.shape[0], stride=layer["strides"],
+                              padding=pad)
+                with torch.no_grad():
+                    m.weight.copy_(torch.from_numpy(k.transpose(3, 2, 0, 1).copy()))
+                    m.bias.copy_(torch.from_numpy(w[f"w{i}_bias"]))
+            elif kind == "dense":
+                k = w[f"w{i}_kernel"]
+                m = nn.Linear(k.shape[0], k.shape[1])
+                with torch.no_grad():
+                    m.weight.copy_(torch.from_numpy(k.T.copy()))
+                    m.bias.copy_(torch.from_numpy(w[f"w{i}_bias"]))
+            else:
+                m = None
+            if m is not None:
+                mods.append(m)
+            self.steps.append((kind, layer, m))
+        self.mods = mods
 
-    def forward(self, x):  # x: [B, 1, 28, 28]
-        h = torch.max_pool2d(torch.relu(self.conv1(x)), 2)
-        h = torch.max_pool2d(torch.relu(self.conv2(h)), 2)
-        h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # Keras' NHWC flatten
-        return self.fc2(torch.relu(self.fc1(h)))
-
-
-class SmallCnn(nn.Module):
-    """tests/attacks/helpers.small_cnn in PyTorch: conv 5x5x4 stride 2 (valid) - ReLU -
-    dense 10, flattened in Keras' NHWC order."""
-
-    def __init__(self, w):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 4, 5, stride=2)
-        self.fc1 = nn.Linear(12 * 12 * 4, 10)
-        with torch.no_grad():
-            self.conv1.weight.copy_(torch.from_numpy(w["conv1_kernel"].transpose(3, 2, 0, 1)
-                                                     .copy()))
-            self.conv1.bias.copy_(torch.from_numpy(w["conv1_bias"]))
-            self.fc1.weight.copy_(torch.from_numpy(w["dense1_kernel"].T.copy()))
-            self.fc1.bias.copy_(torch.from_numpy(w["dense1_bias"]))
-
-    def forward(self, x):
-        h = torch.relu(self.conv1(x))
-        return self.fc1(h.permute(0, 2, 3, 1).reshape(h.shape[0], -1))
+    def forward(self, h):  # h: [B, C, H, W]
+        for kind, layer, m in self.steps:
+            if kind == "pool":
+                h = torch.max_pool2d(h, layer["pool"])
+            elif kind == "flatten":
+                h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # Keras' NHWC flatten
+            else:
+                h = m(h)
+            if layer.get("relu"):
+                h = torch.relu(h)
+        return h
 
 
 def main():
@@ -81,14 +83,19 @@ def main():
 
     torch.set_num_threads(max(torch.get_num_threads(), 1))
     data = np.load(args.inputs)
-    model = (MnistCnn(data) if "conv2_kernel" in data else SmallCnn(data)).eval()
+    model = Ported(json.loads(str(data["layers"])), data).eval()
     x = torch.from_numpy(data["x"].transpose(0, 3, 1, 2).copy())
     y = torch.from_numpy(data["y"].astype(np.int64))
     with torch.no_grad():
         logits = model(x).numpy()
     out = {"max_logit_diff": np.abs(logits - data["logits"]).max(),
            "clean": logits.argmax(1) == data["y"]}
+    if os.path.exists(args.outputs):  # a killed run: keep the norms it finished
+        with np.load(args.outputs) as f:
+            out.update({k: f[k] for k in f.files})
     for norm in args.norms.split(","):
+        if f"attacks_{norm}" in out:
+            continue
         eps = float(data[f"eps_{norm}"])
         aa = AutoAttack(model, norm=_NAMES[norm], eps=eps, version="standard",
                         seed=args.seed, device="cpu")
@@ -111,7 +118,8 @@ def main():
                   f"({time.time() - t0:.0f} s)", flush=True)
         out[f"attacks_{norm}"] = np.array(order)
         out[f"x_adv_{norm}"] = x_adv.numpy().transpose(0, 2, 3, 1)
-    np.savez_compressed(args.outputs, **out)
+        np.savez_compressed(args.outputs + ".tmp.npz", **out)  # after every norm
+        os.replace(args.outputs + ".tmp.npz", args.outputs)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
       --data_dir=../shared/data/mnist --ours=runs/table3_small/eval \
       --output_dir=runs/compare_autoattack
 
-1. Copies the MNIST CNN's weights (a SavedModel or a training-run folder of
-   `models.mnist_cnn`) and the digits into an npz.
+1. Copies the MNIST CNN's layers and weights (a SavedModel or a training-run folder of
+   `models.mnist_cnn`; `describe` ports any Sequential of Conv2D / MaxPooling2D /
+   Flatten / Dense) and the digits into an npz.
 2. Runs `scripts/autoattack_reference.py` with an interpreter that has PyTorch and the
    authors' AutoAttack (PyPI `pyautoattack`, fra31/auto-attack): `--torch_python`, or a
    virtual environment made on first use in `--venv` (`pip install torch
@@ -30,7 +31,37 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 NORMS = ("linf", "l2", "l1")
-_LAYERS = ("conv1", "conv2", "dense1", "dense2")
+
+
+def describe(model) -> tuple[list[dict], dict]:
+    """The layers of a Keras Sequential CNN (Conv2D, MaxPooling2D, Flatten, Dense with
+    ReLU or no activation) as JSON-ready dicts, and its weights `w<i>_kernel`/`w<i>_bias`,
+    for `autoattack_reference.Ported`. Anything else raises a ValueError naming it."""
+    import keras
+
+    layers, weights = [], {}
+    for i, layer in enumerate(model.layers):
+        act = getattr(layer, "activation", None)
+        name = getattr(act, "__name__", "linear")
+        if name not in ("relu", "linear"):
+            raise ValueError(f"layer {layer.name}: activation {name} cannot be ported")
+        if isinstance(layer, keras.layers.Conv2D):
+            if layer.padding == "same" and tuple(layer.strides) != (1, 1):
+                raise ValueError(f"layer {layer.name}: strided 'same' padding cannot be ported")
+            layers.append({"kind": "conv", "strides": int(layer.strides[0]),
+                           "padding": layer.padding, "relu": name == "relu"})
+        elif isinstance(layer, keras.layers.Dense):
+            layers.append({"kind": "dense", "relu": name == "relu"})
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            layers.append({"kind": "pool", "pool": int(layer.pool_size[0])})
+        elif isinstance(layer, keras.layers.Flatten):
+            layers.append({"kind": "flatten"})
+        else:
+            raise ValueError(f"layer {layer.name} ({type(layer).__name__}) cannot be ported")
+        if layers[-1]["kind"] in ("conv", "dense"):
+            weights[f"w{i}_kernel"] = layer.kernel.numpy()
+            weights[f"w{i}_bias"] = layer.bias.numpy()
+    return layers, weights
 
 
 def _torch_python(args) -> str:
@@ -54,13 +85,10 @@ def _ported(args, path: str):
     x, y = data.load_arrays(args.dataset, args.split, args.data_dir)
     model = mnist_cnn()
     load_weights_into(model, args.model)
-    weights = {}
-    for i, layer in enumerate(_LAYERS):
-        weights[f"{layer}_kernel"] = model.weights[2 * i].numpy()
-        weights[f"{layer}_bias"] = model.weights[2 * i + 1].numpy()
+    layers, weights = describe(model)
     radii = threats.radii(args.dataset)
     logits = model.predict(x, batch_size=500, verbose=0)
-    np.savez(path, x=x, y=y, logits=logits, **weights,
+    np.savez(path, x=x, y=y, logits=logits, layers=json.dumps(layers), **weights,
              **{f"eps_{n}": radii[n] for n in NORMS})
     return model, x, y, radii
 
@@ -115,7 +143,11 @@ def main():
     inputs = os.path.join(args.output_dir, "ported.npz")
     outputs = os.path.join(args.output_dir, "autoattack.npz")
     model, x, y, radii = _ported(args, inputs)
-    if not os.path.exists(outputs):
+    done = set()
+    if os.path.exists(outputs):
+        with np.load(outputs) as f:
+            done = {k[len("attacks_"):] for k in f.files if k.startswith("attacks_")}
+    if not set(args.norms.split(",")) <= done:  # (the reference skips finished norms)
         subprocess.run([_torch_python(args), os.path.join(REPO, "scripts",
                         "autoattack_reference.py"), inputs, outputs, f"--norms={args.norms}",
                         f"--seed={args.seed}"], check=True)

@@ -33,8 +33,8 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
     Returns:
       A JSON-ready dict: clean accuracy, per attack {label, norm, eps, acc, rejected,
       minimizes, only_robust}, per norm {eps, acc, attacks}, `all` and the names that
-      ran; with added (strong-suite) attacks also `paper_only` (norm or "all" ->
-      accuracy against the paper's attacks alone) and `broken_only_by_added`.
+      ran; with added (strong-suite) attacks beside the paper's also `paper_only` (norm or
+      "all" -> accuracy against the paper's attacks alone) and `broken_only_by_added`.
     """
     n = len(clean)
     out = {"n": n, "clean": float(clean.mean()) if n else 0.0, "attacks": {}, "norms": {},
@@ -62,7 +62,7 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
                                   "attacks": names}
     out["all"] = float((clean & ~any_broken).mean()) if n else 0.0
     added = [name for name, rec in records.items() if rec["spec"].kind in ADDED_KINDS]
-    if added:
+    if added and len(added) < len(records):  # both kinds ran (not --suite=autoattack alone)
         # How much the paper's protocol overestimates robustness: examples that every
         # paper attack fails on but an added attack (APGD, Square, Sparse-RS) breaks;
         # and the accuracy against the paper's attacks alone.

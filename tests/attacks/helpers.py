@@ -53,3 +53,21 @@ def norms_of(x_adv, x):
     d = np.asarray(x_adv - x).reshape(len(x), -1)
     return {"linf": np.abs(d).max(1) if d.size else np.zeros(0),
             "l2": np.linalg.norm(d, axis=1), "l1": np.abs(d).sum(1)}
+
+
+def fixture_cnn(seed=0, classes=10):
+    """The paper's MNIST CNN with a 128-unit dense layer instead of 1024 (454,922
+    weights): the model of tests/data/autoattack_l1.npz."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(32, 5, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Conv2D(64, 5, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"),
+        keras.layers.Dense(classes),
+    ])
