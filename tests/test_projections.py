@@ -3,6 +3,7 @@ import pytest
 from scipy import optimize
 
 from msd_tf import projections
+from tests.attacks.helpers import l1_box_reference
 
 
 def _l1_reference(v, eps):
@@ -142,23 +143,6 @@ def test_project_l1_box_is_closer_than_clip_then_project():
         [[1 / 30, 1 / 30, 0.5 - 1 / 15]], atol=1e-6)
 
 
-def _l1_box_reference(v, x, eps):
-    """Projection onto the l1 ball and the box by float64 bisection on the threshold."""
-    v, x = np.asarray(v, np.float64).ravel(), np.asarray(x, np.float64).ravel()
-    cap = np.maximum(np.where(v >= 0, 1 - x, x), 0)
-
-    def at(lam):
-        return np.sign(v) * np.minimum(np.maximum(np.abs(v) - lam, 0), cap)
-
-    if np.abs(at(0.0)).sum() <= eps:
-        return at(0.0)
-    lo, hi = 0.0, np.abs(v).max()
-    for _ in range(400):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if np.abs(at(mid)).sum() > eps else (lo, mid)
-    return at(hi)
-
-
 @pytest.mark.parametrize("magnitude", [(1000.0, 1001.0), (1e5, 1e5 + 1), (0.0, 1e6)])
 def test_project_l1_stays_in_the_ball_for_large_inputs(magnitude):
     # A float32 running sum of |v| ~ 1e3 (or 1e5) loses the threshold's precision:
@@ -186,5 +170,5 @@ def test_project_l1_box_stays_in_ball_and_box_for_extreme_inputs(scale, eps):
     for b in range(len(v)):
         assert np.abs(got[b].astype(np.float64)).sum() <= eps * (1 + 1e-6)
         assert np.all(x[b] + got[b] >= -1e-6) and np.all(x[b] + got[b] <= 1 + 1e-6)
-        want = _l1_box_reference(v[b], x[b], eps)
+        want = l1_box_reference(v[b], x[b], eps)
         np.testing.assert_allclose(got[b], want, atol=max(eps * 1e-4, 1e-7))

@@ -68,3 +68,20 @@ def fixture_cnn(seed=0, classes=10):
         keras.layers.Flatten(),
         keras.layers.Dense(classes),
     ])
+
+
+def l1_box_reference(v, x, eps):
+    """Projection onto the l1 ball and the box by float64 bisection on the threshold."""
+    v, x = np.asarray(v, np.float64).ravel(), np.asarray(x, np.float64).ravel()
+    cap = np.maximum(np.where(v >= 0, 1 - x, x), 0)
+
+    def at(lam):
+        return np.sign(v) * np.minimum(np.maximum(np.abs(v) - lam, 0), cap)
+
+    if np.abs(at(0.0)).sum() <= eps:
+        return at(0.0)
+    lo, hi = 0.0, np.abs(v).max()
+    for _ in range(400):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.abs(at(mid)).sum() > eps else (lo, mid)
+    return at(hi)

@@ -11,26 +11,9 @@ import tensorflow as tf
 
 from msd_tf.attacks import apgd_l1
 from msd_tf.evaluation import checks, suite
-from tests.attacks.helpers import fixture_cnn, linear_loss, linear_problem
+from tests.attacks.helpers import fixture_cnn, l1_box_reference, linear_loss, linear_problem
 
 FIXTURE = pathlib.Path(__file__).parent.parent / "data" / "autoattack_l1.npz"
-
-
-def _project_reference(x, v, eps):
-    """Projection onto {||d||_1 <= eps, 0 <= x + d <= 1}, float64, by bisection on the
-    soft threshold (the slow, obvious way)."""
-    x, v = x.astype(np.float64), v.astype(np.float64)
-
-    def at(lam):
-        return np.clip(np.sign(v) * np.maximum(np.abs(v) - lam, 0), -x, 1 - x)
-
-    if np.abs(at(0.0)).sum() <= eps:
-        return at(0.0)
-    lo, hi = 0.0, np.abs(v).max()
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if np.abs(at(mid)).sum() > eps else (lo, mid)
-    return at(hi)
 
 
 def test_direction_moves_the_top_fraction_by_sign_with_unit_l1_length():
@@ -72,7 +55,7 @@ def test_one_iteration_matches_a_numpy_computation():
         rank = int(np.floor((1 - sparsity) * 50))
         threshold = np.sort(np.abs(w))[rank]
         s = np.where(np.abs(w) >= threshold, np.sign(w), 0.0)
-        want = _project_reference(x[b], start[b] + eps * s / (np.abs(s).sum() + 1e-10), eps)
+        want = l1_box_reference(start[b] + eps * s / (np.abs(s).sum() + 1e-10), x[b], eps)
         # The step raises the linear loss here, so the new point is the best one.
         np.testing.assert_allclose(best.numpy()[b], want, atol=1e-5)
 
