@@ -3,6 +3,7 @@ the paper's MNIST CNN: the torch half of `scripts/compare_autoattack.py`, which 
 with an interpreter that has torch and pyautoattack (never the project's own).
 
   python scripts/autoattack_reference.py IN.npz OUT.npz [--norms=linf,l2,l1] [--seed=0]
+      [--attacks=apgd-ce,apgd-t]
 
 IN.npz (written by compare_autoattack.py): the CNN's weights in Keras layout, the
 digits `x` ([N, 28, 28, 1] in [0, 1]), labels `y`, the radii and the TensorFlow
@@ -78,6 +79,9 @@ def main():
     parser.add_argument("--norms", default="linf,l2,l1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch_size", type=int, default=500)
+    parser.add_argument("--attacks", default="",
+                        help="comma list, a subset of the standard version's attacks "
+                             "(apgd-ce, apgd-t, fab-t, square) in its order; default all")
     args = parser.parse_args()
     from pyautoattack import AutoAttack
 
@@ -102,6 +106,11 @@ def main():
         robust = out["clean"].copy()
         x_adv = x.clone()
         order = list(aa.attacks_to_run)
+        if args.attacks:
+            unknown = set(args.attacks.split(",")) - set(order)
+            if unknown:
+                raise SystemExit(f"error: --attacks {sorted(unknown)} not in {order}")
+            order = [a for a in order if a in args.attacks.split(",")]
         for attack in order:
             idx = np.flatnonzero(robust)
             t0 = time.time()
