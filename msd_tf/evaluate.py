@@ -22,7 +22,7 @@ import sys
 
 from absl import app, flags
 
-from msd_tf import cli
+from msd_tf import cli, machine
 from msd_tf import common_flags as common
 from msd_tf.threats import NORMS
 
@@ -187,7 +187,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
     import numpy as np
 
     from msd_tf import data, fingerprints
-    from msd_tf.evaluation import checks, report, runner
+    from msd_tf.evaluation import checks, profiling, report, runner
     from msd_tf.export import model_name
 
     x, y = data.load_arrays(dataset, split, data_dir)
@@ -196,7 +196,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
     os.makedirs(output_dir, exist_ok=True)
     code = runner.code_version()
     keys = runner.example_keys(x, y)
-    summaries, curves, warnings, models = {}, {}, {}, {}
+    summaries, curves, warnings, models, profiles = {}, {}, {}, {}, {}
     for path in model_paths:
         name = model_name(path)
         while name in models:
@@ -215,6 +215,10 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
             code=code, cache_dir=cache_dir, jit_compile=jit_compile,
             prior_broken=_prior(prune_with, name, keys) if prune_with else None)
         summaries[name] = report.aggregate(clean, records)
+        profiles[name] = {n: r["profile"] for n, r in records.items()}
+        if verbose:
+            print(f"[{name}] where the time went (profile.json):", flush=True)
+            print("\n".join(profiling.table(profiles[name])), flush=True)
         report.save_per_example(os.path.join(output_dir, f"per_example_{name}.npz"),
                                 clean, records, keys)
         for norm, info in summaries[name]["norms"].items():
@@ -244,9 +248,13 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
             "msd_tf.evaluation.runner.attack_seed(seed, model sha256, attack, batch); "
             "per restart within it", "batch_size": batch_size,
             "versions": {k: v for k, v in code.items() if k != "sources"},
-            "code_sha256": code["sources"], "git_commit": fingerprints.git_commit()},
+            "code_sha256": code["sources"], "git_commit": fingerprints.git_commit(),
+            "machine": machine.facts()},
         "suite": [s.__dict__ for s in specs], "warnings": warnings}
     report.write_reports(summaries, output_dir, extra=extra)
+    # Apart from results.json, which identical commands reproduce byte for byte.
+    with open(os.path.join(output_dir, "profile.json"), "w") as fh:
+        json.dump({"machine": extra["provenance"]["machine"], "models": profiles}, fh, indent=2)
     return summaries
 
 
@@ -301,6 +309,7 @@ def main(argv):
     import tensorflow as tf
 
     tf.get_logger().setLevel("WARNING")  # TF's INFO lines would bury our messages
+    machine.warn_if_onednn_off()
     if common.DETERMINISTIC.value:
         tf.config.experimental.enable_op_determinism()
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -13,7 +13,7 @@ import os
 
 from absl import app, logging
 
-from msd_tf import cli
+from msd_tf import cli, machine
 
 
 def configure_process(config) -> None:
@@ -30,6 +30,7 @@ def configure_process(config) -> None:
     import tensorflow as tf
 
     tf.get_logger().setLevel("WARNING")  # TF's INFO lines would bury our messages
+    machine.warn_if_onednn_off()
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -15,19 +15,21 @@ Usage: python scripts/bench.py [--repeats 20] [--jit]
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import msd_tf  # noqa: E402,F401  (before TensorFlow: oneDNN on by default, see msd_tf.machine)
+
+# isort: split
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from msd_tf import projections, threats  # noqa: E402
+from msd_tf import machine, projections, threats  # noqa: E402
 from msd_tf.attacks import base, msd_delta  # noqa: E402
 from msd_tf.attacks.randomness import as_seed
 from msd_tf.models import mnist_cnn  # noqa: E402
@@ -59,7 +61,7 @@ def bench_adversaries(args):
                   ("MNIST CNN", mnist_cnn, (28, 28, 1), 100, "mnist"),
                   ("CIFAR-10 PreAct ResNet-18", preact_resnet18, (32, 32, 3),
                    args.cifar_batch, "cifar10"))]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}; "
+    print(f"machine: {machine.describe()}; "
           f"{k} attack iterations per norm (MSD: {k} iterations); median of "
           f"{args.adv_repeats} steps after 2 warm-up steps")
     print("| model (batch) | " + " | ".join(ADVERSARIES) + " |")
@@ -130,8 +132,7 @@ def main():
         ratios.append(t_msd / t_train)
     t_train, t_msd = statistics.median(train_times), statistics.median(msd_times)
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
-          f"devices {[d.name for d in tf.config.list_logical_devices()]}, jit={args.jit}")
+    print(f"machine: {machine.describe()}; jit={args.jit}")
     print(f"train step (batch {b}):             {t_train * 1e3:8.2f} ms")
     print(f"MSD iteration (batch {b}):          {t_msd * 1e3:8.2f} ms   "
           f"ratio to train step {statistics.median(ratios):.2f}x (median of {args.rounds} "

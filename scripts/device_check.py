@@ -24,13 +24,16 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import msd_tf  # noqa: E402,F401  (before TensorFlow: oneDNN on by default, see msd_tf.machine)
+
+# isort: split
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from bench import median_time  # noqa: E402  (scripts/bench.py: the same median timing)
 
-from msd_tf import cli, data, threats  # noqa: E402
+from msd_tf import cli, data, machine, threats  # noqa: E402
 from msd_tf.adversaries import make_adversary  # noqa: E402
 from msd_tf.models import mnist_cnn, preact_resnet18  # noqa: E402
 from msd_tf.training import AdversarialTrainer  # noqa: E402
@@ -227,6 +230,7 @@ def main():
               if gpus else f"CPU ({platform.machine()}, {os.cpu_count()} cores)")
     result = {"device": device, "mode": args.device, "tensorflow": tf.__version__,
               "keras": keras.__version__, "python": platform.python_version(),
+              "machine": machine.facts(),
               "checks": checks, "pipeline": pipeline, "timings": rows, "notes": notes}
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(result, f, indent=2)

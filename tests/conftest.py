@@ -16,6 +16,7 @@ SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 def pytest_configure(config):
+    import msd_tf  # noqa: F401  (first, as every entry point: oneDNN on by default)
     import tensorflow as tf
 
     cpus = tf.config.list_physical_devices("CPU")

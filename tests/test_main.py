@@ -40,6 +40,13 @@ def test_smoke_run_exports_a_model_matching_the_checkpoint(tmp_path, mnist_dir):
         assert (out / name).exists(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["epochs_done"] == 1 and 0 <= summary["eval_clean_acc"] <= 1
+    from msd_tf import machine
+
+    # The machine the training time was measured on (tests/test_machine.py: the oneDNN
+    # default itself, with the variable unset, 0 and 1).
+    facts = summary["machine"]
+    assert facts["tensorflow"] == tf.__version__ and facts["cpus"] >= 1
+    assert facts["onednn"] == machine.onednn_enabled()  # the child ran as this process
     assert "--adversary=msd" in (out / "flags.txt").read_text()
 
     from msd_tf import data

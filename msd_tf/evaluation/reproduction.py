@@ -7,11 +7,10 @@ Every number of ours comes from those files; the paper's from `msd_tf.paper`.
 
 import json
 import os
-import platform
 
 import numpy as np
 
-from msd_tf import paper
+from msd_tf import machine, paper
 from msd_tf.evaluation.checks import RTOL
 from msd_tf.threats import NORMS
 
@@ -99,9 +98,10 @@ def write(out: str, *, table: int, scale: str, note: str, models: list[str],
           timings: dict) -> dict:
     """Writes table<N>.md / .json / .png; returns their paths."""
     data = collect(out, table=table, models=models)
+    # The machine the evaluation ran on (recorded by it; older results.json lack it).
+    facts = data["provenance"].get("machine")
     data.update(scale=scale, note=note, timings=timings,
-                machine=f"{platform.machine()}, {os.cpu_count()} CPUs, "
-                        f"{platform.python_implementation()} {platform.python_version()}")
+                machine=machine.describe(facts) if facts else "not recorded")
     radii = data["radii"]
     cols = ["clean", *[n for n in NORMS if n in radii], "all"]
     head = [f"{HEAD[c]} ({radii[c]:g})" if c in radii else HEAD[c] for c in cols]

@@ -21,11 +21,12 @@ evaluation gives exactly the uninterrupted one.
 import dataclasses
 import hashlib
 import os
+import time
 
 import numpy as np
 
 from msd_tf import fingerprints
-from msd_tf.evaluation import checks, suite
+from msd_tf.evaluation import checks, profiling, suite
 
 GRID_EXAMPLES = 6  # adversarial images kept (from batch 0) for the example grid
 
@@ -84,13 +85,18 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
     the same examples), on those it left robust); its claims go through
     `checks.verify`. `cache_dir` defaults to
     `<output_dir>/cache` (evaluations may share one).
-    `records[name]` = {"spec", "sound", "norms", "rejected"};
+    `records[name]` = {"spec", "sound", "norms", "rejected", "profile"}, where
+    "profile" = {"seconds", "attacked", "forward", "backward", "cached"}: the attack's
+    wall-clock seconds, examples attacked and forward / backward example-passes
+    (`profiling.CountingLogits`; stored with each batch, so a resumed evaluation keeps
+    the figures of the run that computed it; "cached": every batch came from the cache);
     `grid[name]` = (adversarial images, sound, norms) of the first `GRID_EXAMPLES`.
     `on_compute(attack_name, batch_index)` is called for every batch actually computed.
     """
     import keras
 
     code = code or code_version()
+    counted = profiling.CountingLogits(logits_fn)  # what the attacks call
     clean = checks.predict(logits_fn, x) == y
     n = len(x)
     batches = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
@@ -114,7 +120,7 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
                               earlier=earlier, jit_compile=jit_compile)
         folders[spec.name] = folder
         os.makedirs(folder, exist_ok=True)
-        parts = []
+        parts, cached = [], True
         if verbose:
             print(f"[{model_name}] attack {a_idx + 1}/{len(specs)}: {spec.label()}, "
                   f"{spec.restarts} restart(s), {len(batches)} batch(es)", flush=True)
@@ -122,31 +128,40 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
         for b, (lo, hi) in enumerate(batches):
             path = os.path.join(folder, f"batch_{b}-{batch_keys[b]}.npz")
             if not os.path.exists(path):
+                cached = False
                 if on_compute:
                     on_compute(spec.name, b)
                 xb, yb = x[lo:hi], y[lo:hi]
                 todo = clean[lo:hi] & ~broken_before[lo:hi]
                 x_adv = xb.copy()
                 found = np.zeros(hi - lo, bool)
+                start, (fwd, bwd) = time.perf_counter(), counted.counts()
                 if todo.any():
                     xa, fa = suite.run_attack(
-                        spec, logits_fn, xb[todo], yb[todo],
+                        spec, counted, xb[todo], yb[todo],
                         seed=attack_seed(seed, model_fingerprint, spec.name, b),
                         jit_compile=jit_compile)
                     x_adv[todo], found[todo] = xa, fa
+                fwd_end, bwd_end = counted.counts()
+                cost = [time.perf_counter() - start, todo.sum(), fwd_end - fwd, bwd_end - bwd]
                 sound, norms, rejected = checks.verify(logits_fn, xb, yb, x_adv, found,
                                                        norm=spec.norm)
                 _save(path, sound=sound, norms=norms, rejected=rejected,
-                      head=x_adv[:GRID_EXAMPLES] if b == 0 else x_adv[:0])
+                      head=x_adv[:GRID_EXAMPLES] if b == 0 else x_adv[:0],
+                      profile=np.array(cost, np.float64))
             with np.load(path) as f:
                 parts.append({k: f[k] for k in f.files})
             if verbose:
                 bar.update(b + 1)
+        cost = np.sum([p["profile"] for p in parts], axis=0)
         records[spec.name] = {
             "spec": spec,
             "sound": np.concatenate([p["sound"] for p in parts]),
             "norms": np.concatenate([p["norms"] for p in parts]),
             "rejected": np.concatenate([p["rejected"] for p in parts]),
+            "profile": {"seconds": round(float(cost[0]), 2), "attacked": int(cost[1]),
+                        "forward": int(cost[2]), "backward": int(cost[3]),
+                        "cached": cached},
         }
         head = parts[0]["head"]
         grid[spec.name] = (head, records[spec.name]["sound"][:len(head)],

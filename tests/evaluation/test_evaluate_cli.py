@@ -79,6 +79,7 @@ def test_outputs_provenance_and_identical_reruns(models, tmp_path):
     assert (prov["dataset"], prov["split"], prov["num_examples"]) == ("mnist", "test[:100]", 24)
     assert prov["data_dir"] == str(SHARED_MNIST.resolve()) and prov["restarts"] == [1, 2]
     assert set(prov["versions"]) >= {"tensorflow", "foolbox", "numpy", "msd_tf"}
+    assert {"cpu", "isa", "onednn", "intra_op_threads"} <= set(prov["machine"])
     # An identical command in a fresh folder gives identical results.json (foolbox's
     # Pointwise and Salt & Pepper draw from global generators: seeded per restart).
     again = tmp_path / "again"
