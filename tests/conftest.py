@@ -8,6 +8,9 @@ import os
 import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import msd_tf  # noqa: E402,F401  (before TensorFlow, as every entry point: oneDNN on by default)
+
+# isort: split
 
 import pytest  # noqa: E402
 
@@ -16,7 +19,6 @@ SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 def pytest_configure(config):
-    import msd_tf  # noqa: F401  (first, as every entry point: oneDNN on by default)
     import tensorflow as tf
 
     cpus = tf.config.list_physical_devices("CPU")
