@@ -47,6 +47,46 @@ def test_project_l1_matches_bisection_reference(shape, kind):
             np.testing.assert_array_equal(got[b], v[b])  # inside: unchanged
 
 
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_project_l1_partial_sort_equals_the_full_sort(k):
+    # Rows keeping 1 to ~60 coordinates: the k largest magnitudes decide the threshold
+    # when fewer than k stay above it; otherwise the batch sorts in full. Both paths
+    # give the result of the full sort (k >= n) and of the float64 reference.
+    v = _batch((12, 200), 5, "normal")
+    l1 = np.abs(v).sum(1)
+    eps = (l1 * np.geomspace(0.002, 0.6, 12)).astype(np.float32)
+    partial = projections.project_l1(v, eps, k=k).numpy()
+    full = projections.project_l1(v, eps, k=1000).numpy()
+    np.testing.assert_allclose(partial, full, atol=1e-6)
+    kept = np.count_nonzero(full, axis=1)
+    assert kept.min() <= 2 and kept.max() > 8  # both paths are taken
+    for b in range(len(v)):
+        np.testing.assert_allclose(full[b], _l1_reference(v[b], eps[b]), atol=1e-5)
+    few = kept < k  # a batch of rows the partial sort decides alone
+    if few.any():
+        np.testing.assert_allclose(projections.project_l1(v[few], eps[few], k=k).numpy(),
+                                   full[few], atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_project_l1_box_partial_sort_equals_all_coordinates(k):
+    # As for project_l1: rows whose threshold the k largest |v| decide, and rows that
+    # need all coordinates, give what bisecting over all of them gives (k >= n), and
+    # the float64 reference.
+    rng = np.random.default_rng(6)
+    x = rng.uniform(0, 1, (12, 200)).astype(np.float32)
+    x[:, :60] = 0.0
+    v = rng.normal(size=(12, 200)).astype(np.float32)
+    eps = np.geomspace(0.05, 40.0, 12).astype(np.float32)
+    partial = projections.project_l1_box(x, v, eps, k=k).numpy()
+    full = projections.project_l1_box(x, v, eps, k=1000).numpy()
+    np.testing.assert_allclose(partial, full, atol=1e-6)
+    kept = np.count_nonzero(full, axis=1)
+    assert kept.min() <= 2 and kept.max() > 8  # both paths are taken
+    for b in range(len(v)):
+        np.testing.assert_allclose(full[b], l1_box_reference(v[b], x[b], eps[b]), atol=1e-5)
+
+
 def test_project_l1_idempotent_and_optimal():
     rng = np.random.default_rng(1)
     v = rng.normal(size=(6, 50)).astype(np.float32) * 3
