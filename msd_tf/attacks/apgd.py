@@ -94,32 +94,51 @@ def _direction(grad, norm):
 def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
                loss: str = "ce", target: tf.Tensor | None = None, training: bool = False,
                momentum: float = 0.75, rho: float = 0.75,
-               l1_eps_factors=L1_EPS_FACTORS) -> base.AttackOutput:
+               l1_eps_factors=L1_EPS_FACTORS, compact: bool = False, start=None,
+               group: int = 1) -> base.AttackOutput:
     """Graph-level APGD run (one start; `threat.steps` iterations).
+
+    An example that has fooled the model keeps its first adversarial point whatever
+    the later iterations do, so with `compact` the forward and backward passes skip
+    it (gathering the others; not under XLA or with training=True, see
+    `base.loss_and_grad_where`) and the run ends once every example is fooled: the
+    same result for less work.
 
     Args:
       loss: "ce" (cross-entropy), "dlr" (untargeted DLR), "dlr_targeted" (needs
         `target`, `[B]` int classes), or a callable `(logits, y) -> [B]` to maximize.
       l1_eps_factors: l_1 only, the radius schedule in units of eps (AutoAttack's
         standard: 3, 2, 1; `(1.0,)`: none). See `apgd_l1.py`.
+      start: the starting point (l_inf, l_2: a delta in ball and box; l_1: the noise
+        `apgd_l1_delta` projects), instead of one drawn from `seed`.
+      group: the batch holds `group` runs of the same examples, run-major (row
+        r * B + b); with `compact` an example's rows all stop once one of them fooled
+        the model (`apgd_attack_delta` runs restarts and targets so).
     """
     if callable(loss):
         loss_fn = loss
     else:
         loss_fn = functools.partial(LOSSES[check_loss(loss)], target=target)
+
+    def loss_for(rows):  # the loss of the gathered rows (their target classes)
+        if callable(loss) or target is None:
+            return loss_fn
+        return functools.partial(LOSSES[loss], target=tf.gather(target, rows))
+
     batch = tf.shape(x)[0]
     counts = tf.ones([1], tf.float32) * tf.cast(batch, tf.float32)
     if threat.norm == "l1":
         delta, best_loss = apgd_l1.apgd_l1_delta(
             model, x, y, threat.eps, threat.steps, seed, loss_fn=loss_fn,
-            eps_factors=tuple(l1_eps_factors), training=training)
+            eps_factors=tuple(l1_eps_factors), training=training,
+            loss_for=loss_for if compact else None, noise=start, group=group)
         return base.AttackOutput(delta=delta, loss=best_loss,
                                  choice=tf.zeros([batch], tf.int32), counts=counts)
     n_iter = threat.steps
     ckpt = tf.constant(_checkpoints(n_iter))
     y_int = tf.cast(y, tf.int32)
     eps = threat.eps
-    delta0 = random_in_ball(x, threat, fold(seed, INIT_STREAM))
+    delta0 = random_in_ball(x, threat, fold(seed, INIT_STREAM)) if start is None else start
     loss0, logits0, grad0 = base.loss_and_grad(model, x, delta0, y, training=training,
                                                loss_fn=loss_fn)
     fooled0 = tf.argmax(logits0, axis=1, output_type=tf.int32) != y_int
@@ -136,13 +155,19 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         z = project_onto(x, s["delta"] + step, threat)
         new = project_onto(
             x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)
-        new_loss, logits, new_grad = base.loss_and_grad(model, x, new, y, training=training,
-                                                        loss_fn=loss_fn)
-        now_fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        if compact:
+            live = ~base.any_in_group(s["fooled"], group)
+            new_loss, logits, new_grad = base.loss_and_grad_where(
+                model, x, new, y, live, training=training, loss_for=loss_for)
+        else:
+            live = tf.ones([batch], tf.bool)
+            new_loss, logits, new_grad = base.loss_and_grad(model, x, new, y,
+                                                            training=training, loss_fn=loss_fn)
+        now_fooled = (tf.argmax(logits, axis=1, output_type=tf.int32) != y_int) & live
         first_adv = now_fooled & ~s["fooled"]
         adv = tf.where(base.broadcast_mask(first_adv, x), new, s["adv"])
         fooled = s["fooled"] | now_fooled
-        better = new_loss > s["best_loss"]
+        better = (new_loss > s["best_loss"]) & live
         best = tf.where(base.broadcast_mask(better, x), new, s["best"])
         best_grad = tf.where(base.broadcast_mask(better, x), new_grad, s["best_grad"])
         best_loss = tf.where(better, new_loss, s["best_loss"])
@@ -165,7 +190,12 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
             ckpt_best=tf.where(at_ckpt, best_loss, s["ckpt_best"]),
             reduced_last=tf.where(at_ckpt, reduce, s["reduced_last"])),)
 
-    out = tf.while_loop(lambda s: s["i"] < n_iter, body, (state,))[0]
+    def running(s):
+        if not compact:
+            return s["i"] < n_iter
+        return (s["i"] < n_iter) & ~tf.reduce_all(base.any_in_group(s["fooled"], group))
+
+    out = tf.while_loop(running, body, (state,))[0]
     delta = tf.where(base.broadcast_mask(out["fooled"], x), out["adv"], out["best"])
     return base.AttackOutput(delta=delta, loss=out["best_loss"],
                              choice=tf.zeros([batch], tf.int32), counts=counts)
@@ -180,7 +210,7 @@ def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
 
 def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce",
                       n_targets: int = 9, target_offset: int = 0, training: bool = False,
-                      l1_eps_factors=L1_EPS_FACTORS) -> base.AttackOutput:
+                      l1_eps_factors=L1_EPS_FACTORS, compact: bool = False) -> base.AttackOutput:
     """APGD-CE or APGD-DLR (`loss="ce"` / `"dlr"`) with `threat.restarts` random starts,
     or APGD-T (`"dlr_targeted"`) over the `n_targets` most likely wrong classes after
     the `target_offset` most likely ones (one start each), keeping per example the
@@ -200,15 +230,57 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
         runs = min(n_targets, wrong - target_offset)
         order = tf.math.top_k(masked, k=target_offset + runs).indices[:, target_offset:]
 
+    def run_seed(r):
+        return fold(seed, r + (target_offset if order is not None else 0))
+
+    if compact and runs > 1:
+        return _stacked_runs(model, x, y, threat, runs, run_seed, order, loss=loss,
+                             training=training, l1_eps_factors=l1_eps_factors)
+
     def one_run(r):
         target = None if order is None else tf.gather(order, r, axis=1)
-        run_seed = fold(seed, r + (target_offset if order is not None else 0))
-        return apgd_delta(model, x, y, threat, run_seed, loss=loss, target=target,
-                          training=training, l1_eps_factors=l1_eps_factors).delta
+        return apgd_delta(model, x, y, threat, run_seed(r), loss=loss, target=target,
+                          training=training, l1_eps_factors=l1_eps_factors,
+                          compact=compact).delta
 
     # Runs are compared on cross-entropy (fooling first), whatever loss they ascended.
     delta, ce = base.best_of_runs(one_run, runs, x, y, model, training, base.cross_entropy)
     return base.AttackOutput(delta=delta, loss=ce, choice=tf.zeros([batch], tf.int32),
+                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+
+
+def _stacked_runs(model, x, y, threat, runs: int, run_seed, order, *, loss, training,
+                  l1_eps_factors) -> base.AttackOutput:
+    """All `runs` restarts (or targets, `order[:, r]`) as one batch of runs x examples,
+    each run from the start `run_seed(r)` gives it alone; an example's runs stop once
+    one fooled the model (`group`), so the work is that of running them one after the
+    other on the examples still unbroken (AutoAttack's order), in one loop over
+    iterations instead of `runs`. Kept per example, as `base.best_of_runs`: the
+    fooling run of highest cross-entropy, else the run of highest cross-entropy."""
+    batch = tf.shape(x)[0]
+    tile = lambda t: tf.concat([t] * runs, axis=0)  # noqa: E731  run-major rows
+    if threat.norm == "l1":
+        starts = [tf.random.stateless_normal(tf.shape(x), fold(run_seed(r), INIT_STREAM),
+                                             dtype=x.dtype) for r in range(runs)]
+    else:
+        starts = [random_in_ball(x, threat, fold(run_seed(r), INIT_STREAM))
+                  for r in range(runs)]
+    target = None if order is None else tf.reshape(tf.transpose(order), [-1])
+    xs, ys = tile(x), tile(y)
+    delta = apgd_delta(model, xs, ys, threat, None, loss=loss, target=target,
+                       training=training, l1_eps_factors=l1_eps_factors, compact=True,
+                       start=tf.concat(starts, axis=0), group=runs).delta
+    logits = base.logits_of(model, xs + delta, training)
+    ce = tf.reshape(base.cross_entropy(logits, ys), [runs, batch])
+    fooled = tf.reshape(tf.argmax(logits, axis=1, output_type=tf.int32) != tf.cast(ys, tf.int32),
+                        [runs, batch])
+    score = tf.where(tf.reduce_any(fooled, axis=0, keepdims=True),
+                     tf.where(fooled, ce, -np.inf), ce)
+    pick = tf.argmax(score, axis=0, output_type=tf.int32)  # the first of equal scores
+    rows = pick * batch + tf.range(batch)
+    return base.AttackOutput(delta=tf.gather(delta, rows),
+                             loss=tf.gather(tf.reshape(ce, [-1]), rows),
+                             choice=tf.zeros([batch], tf.int32),
                              counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
 
 
@@ -227,4 +299,5 @@ def apgd(model, x, y, threat: ThreatModel, *, loss: str = "ce", seed=0, n_target
     return compiled.run(model, x, y, apgd_attack_delta, threat, seed=seed,
                         jit_compile=jit_compile, loss=loss, n_targets=n_targets,
                         target_offset=target_offset, training=training,
-                        l1_eps_factors=tuple(float(f) for f in l1_eps_factors))
+                        l1_eps_factors=tuple(float(f) for f in l1_eps_factors),
+                        compact=not (jit_compile or training))

@@ -80,10 +80,14 @@ def _direction(grad: tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
 
 
 def l1_phase(model, x, y, delta0, *, eps: float, iterations: int, loss_fn,
-             given_start: bool, training: bool = False):
+             given_start: bool, training: bool = False, loss_for=None, group: int = 1):
     """One l_1-APGD run of `iterations` steps at radius `eps` from `delta0` (in ball and
     box). A random start (`given_start=False`) begins at sparsity 0.2; a given one at
     its own non-zeros / n / 1.5, and its non-zeros are the first check's reference.
+    With `loss_for` (the loss of gathered rows, see `base.loss_and_grad_where`), an
+    example stops at its first adversarial point, the passes skip it, and the phase
+    ends once all are fooled (the same flags for less work); `group`: see
+    `apgd.apgd_delta`.
 
     Returns:
       `(best, best_loss, adv, fooled)`: the highest-loss delta and its loss, the last
@@ -111,11 +115,17 @@ def l1_phase(model, x, y, delta0, *, eps: float, iterations: int, loss_fn,
         step = norms.expand_to_rank(s["step"], x)
         new = projections.project_l1_box(x, s["delta"] + step * _direction(
             s["grad"], s["sparsity"]), eps)
-        loss, logits, grad = base.loss_and_grad(model, x, new, y, training=training,
-                                                loss_fn=loss_fn)
-        now_fooled = tf.argmax(logits, axis=1, output_type=tf.int32) != y_int
+        if loss_for is None:
+            live = tf.ones([batch], tf.bool)
+            loss, logits, grad = base.loss_and_grad(model, x, new, y, training=training,
+                                                    loss_fn=loss_fn)
+        else:
+            live = ~base.any_in_group(s["fooled"], group)
+            loss, logits, grad = base.loss_and_grad_where(model, x, new, y, live,
+                                                          training=training, loss_for=loss_for)
+        now_fooled = (tf.argmax(logits, axis=1, output_type=tf.int32) != y_int) & live
         adv = tf.where(base.broadcast_mask(now_fooled, x), new, s["adv"])
-        better = loss > s["best_loss"]
+        better = (loss > s["best_loss"]) & live
         m = base.broadcast_mask(better, x)
         best, best_grad = tf.where(m, new, s["best"]), tf.where(m, grad, s["best_grad"])
         best_loss = tf.where(better, loss, s["best_loss"])
@@ -133,19 +143,28 @@ def l1_phase(model, x, y, delta0, *, eps: float, iterations: int, loss_fn,
             sparsity=tf.where(check, non_zeros / n / _SPARSITY_DIVISOR, s["sparsity"]),
             last_non_zeros=tf.where(check, non_zeros, s["last_non_zeros"])),)
 
-    out = tf.while_loop(lambda s: s["i"] < iterations, body, (state,))[0]
+    def running(s):
+        if loss_for is None:
+            return s["i"] < iterations
+        return (s["i"] < iterations) & ~tf.reduce_all(base.any_in_group(s["fooled"], group))
+
+    out = tf.while_loop(running, body, (state,))[0]
     return out["best"], out["best_loss"], out["adv"], out["fooled"]
 
 
 def apgd_l1_delta(model, x: tf.Tensor, y: tf.Tensor, eps: float, steps: int,
                   seed: tf.Tensor, *, loss_fn, eps_factors=(3.0, 2.0, 1.0),
-                  training: bool = False):
+                  training: bool = False, loss_for=None, noise=None, group: int = 1):
     """One start of l_1-APGD with AutoAttack's radius schedule (see the module doc).
 
     Args:
       eps: the radius that counts; steps: iterations over all phases.
       eps_factors: radius of each phase in units of eps, the last must be 1;
         `(1.0,)`: one phase at eps (AutoAttack's APGD without `use_largereps`).
+      loss_for: given (see `l1_phase`), the phase at eps skips fooled examples (the
+        larger-radius phases must run on all: their adversarial points do not count).
+      noise: the start before projection, instead of a normal draw from `seed`;
+      group: see `apgd.apgd_delta`.
 
     Returns:
       `(delta, loss)`: the last adversarial delta of the last phase where one was
@@ -158,13 +177,15 @@ def apgd_l1_delta(model, x: tf.Tensor, y: tf.Tensor, eps: float, steps: int,
     iters = phase_iterations(steps, factors)
     if len(iters) == 1:
         factors = [1.0]
-    noise = tf.random.stateless_normal(tf.shape(x), fold(seed, INIT_STREAM), dtype=x.dtype)
+    if noise is None:
+        noise = tf.random.stateless_normal(tf.shape(x), fold(seed, INIT_STREAM), dtype=x.dtype)
     delta = noise
     for factor, iterations in zip(factors, iters):
         # The start, then each phase's best, onto this phase's (smaller) ball.
         delta = projections.project_l1_box(x, delta, factor * eps)
         best, best_loss, adv, fooled = l1_phase(
             model, x, y, delta, eps=factor * eps, iterations=iterations, loss_fn=loss_fn,
-            given_start=len(iters) > 1, training=training)
+            given_start=len(iters) > 1, training=training,
+            loss_for=loss_for if factor == 1.0 else None, group=group)
         delta = best
     return tf.where(base.broadcast_mask(fooled, x), adv, best), best_loss

@@ -55,6 +55,37 @@ def loss_and_grad(model, x, delta, y, *, training: bool, loss_fn):
     return loss, logits, tape.gradient(loss, delta)
 
 
+def loss_and_grad_where(model, x, delta, y, live, *, training: bool, loss_for):
+    """`loss_and_grad` on the examples where `live` only, gathered into a smaller batch:
+    an attack skips the examples it has finished with (fooled) instead of computing
+    them again. The other rows get zero loss, logits and gradient; the caller must
+    ignore them. `loss_for(rows)` is the loss function of the gathered rows `rows`, so
+    a loss with per-example arguments (target classes) can follow the gather.
+
+    At least one row must be live (TF's fused ReluGrad rejects empty batches). The
+    batch shape is dynamic: not for XLA (`jit_compile`), and the model must not depend
+    on the batch composition (training=False: no batch statistics)."""
+    batch = tf.shape(x)[0]
+    rows = tf.where(live)[:, 0]
+
+    def scatter(t):
+        return tf.scatter_nd(rows[:, None], t, tf.concat([[tf.cast(batch, tf.int64)],
+                                                         tf.shape(t, tf.int64)[1:]], 0))
+
+    take = lambda t: tf.gather(t, rows)  # noqa: E731
+    loss, logits, grad = loss_and_grad(model, take(x), take(delta), take(y), training=training,
+                                       loss_fn=loss_for(rows))
+    return scatter(tf.cast(loss, tf.float32)), scatter(logits), scatter(grad)
+
+
+def any_in_group(flags: tf.Tensor, group: int) -> tf.Tensor:
+    """`[R * B]` run-major flags -> `[R * B]`: whether any of the `group` = R rows of the
+    same example is set (the identity for group 1)."""
+    if group == 1:
+        return flags
+    return tf.tile(tf.reduce_any(tf.reshape(flags, [group, -1]), axis=0), [group])
+
+
 def broadcast_mask(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """A `[B]` boolean mask broadcast to the shape of `like` (`[B, ...]`)."""
     shape = tf.concat([tf.shape(mask), tf.ones([like.shape.rank - 1], tf.int32)], 0)

@@ -110,7 +110,8 @@ def test_eager_and_compiled_agree_and_trace_once():
     pgd(model, x[:3], y[:3], threat, seed=3)
     pgd(model, x[:1], y[:1], threat, seed=4)
     fn = compiled.function_for(model, pgd_delta, threat, tf.constant(x), tf.constant(y),
-                               jit_compile=False, training=False, loss_fn=base.cross_entropy)
+                               jit_compile=False, training=False, loss_fn=base.cross_entropy,
+                               compact=True)
     assert fn.experimental_get_tracing_count() == 1
 
 
