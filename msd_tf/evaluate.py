@@ -60,6 +60,11 @@ _EVAL_EPS = {n: flags.DEFINE_float(f"eval_{n}_eps", None, f"{n} radius (default:
              for n in NORMS}
 _EVAL_BATCH = flags.DEFINE_integer("eval_batch_size", 100, "Examples per attack batch.",
                                    lower_bound=1)
+_CURVES = flags.DEFINE_boolean(
+    "curves", True, "Run the minimization attacks on every clean example and draw "
+    "curves.png (accuracy against radius). --nocurves (strong suite): they too run only "
+    "on the examples still robust at the radius; the robust flags are the same, for less "
+    "work, and no curves are drawn.")
 _CORRUPTIONS = flags.DEFINE_enum(
     "corruptions", "none", ["none", "standard", "all"],
     "CIFAR-10-C accuracy instead of attacks (Table 7): the standard 15 corruptions or all "
@@ -75,11 +80,14 @@ class EvalError(ValueError):
 
 
 def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps,
-                apgd_steps: int = 100, queries: int = 5000, only_robust=(), steps=None):
+                apgd_steps: int = 100, queries: int = 5000, only_robust=(), steps=None,
+                curves: bool = True):
     """The attacks of `suite_name` ("paper", "strong" or "autoattack"), or the `names`
     among them in that order; `only_robust` names become `only_robust`, `steps`
     (name -> int) overrides budgets. `restarts` applies to the paper's attacks (and
-    raises APGD-CE's in the strong suite); the autoattack suite keeps AutoAttack's."""
+    raises APGD-CE's in the strong suite); the autoattack suite keeps AutoAttack's.
+    `curves=False` (strong suite): minimization attacks run only on what is still robust
+    too (no accuracy-against-radius curves)."""
     import dataclasses
 
     from msd_tf.evaluation import suite
@@ -90,6 +98,13 @@ def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: 
     else:
         specs = suite.paper_suite(dataset, restarts=restarts, eps=eps, budget=budget)
     if suite_name == "strong":
+        # Every fixed-radius attack on what the earlier attacks of its norm left robust:
+        # on an example already broken at eps it could not change a flag (its row is
+        # then cumulative, "+ earlier"). Minimization attacks still see every clean
+        # example (their norms are the accuracy-against-radius curves) unless no curves
+        # are asked for.
+        specs = [s if s.minimizes and curves else dataclasses.replace(s, only_robust=True)
+                 for s in specs]
         specs += suite.strong_additions(dataset, restarts=restarts, eps=eps, budget=budget,
                                         apgd_steps=apgd_steps, queries=queries)
     if names:
@@ -182,8 +197,9 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
              output_dir: str, specs, batch_size: int = 100, seed: int = 0,
              verbose: bool = True, on_compute=None, suite_name: str = "custom",
              cache_dir: str | None = None, jit_compile: bool = False,
-             prune_with: str | None = None) -> dict:
-    """Evaluates every model; writes all report files; returns the summaries."""
+             prune_with: str | None = None, draw_curves: bool = True) -> dict:
+    """Evaluates every model; writes all report files (curves.png if `draw_curves`);
+    returns the summaries."""
     import numpy as np
 
     from msd_tf import data, fingerprints
@@ -236,7 +252,8 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
         report.plot_examples(x[:k], y[:k], strongest, os.path.join(output_dir,
                                                                    f"examples_{name}.png"),
                              eps=eps, predictions=preds)
-    report.plot_curves(curves, os.path.join(output_dir, "curves.png"))
+    if draw_curves:
+        report.plot_curves(curves, os.path.join(output_dir, "curves.png"))
     extra = {
         "provenance": {
             "models": models, "dataset": dataset,
@@ -320,13 +337,13 @@ def main(argv):
         specs = build_suite(f.dataset, _ATTACKS.value, restarts=_RESTARTS.value,
                             suite_name=_SUITE.value, budget=_BUDGET.value, eps=eps,
                             apgd_steps=_APGD_STEPS.value, queries=_SQUARE_QUERIES.value,
-                            only_robust=_ONLY_ROBUST.value,
+                            only_robust=_ONLY_ROBUST.value, curves=_CURVES.value,
                             steps=_attack_steps(_ATTACK_STEPS.value))
         evaluate(_MODELS.value, dataset=f.dataset, data_dir=f.data_dir, split=f.eval_split,
                  num_examples=_NUM_EXAMPLES.value, output_dir=f.output_dir, specs=specs,
                  batch_size=_EVAL_BATCH.value, seed=f.seed, suite_name=_SUITE.value,
                  cache_dir=_CACHE_DIR.value, jit_compile=common.JIT_COMPILE.value,
-                 prune_with=_PRUNE_WITH.value)
+                 prune_with=_PRUNE_WITH.value, draw_curves=_CURVES.value)
     except (EvalError, data.DataError) as e:
         cli.fail(str(e))
     with open(os.path.join(f.output_dir, "results.md")) as fh:

@@ -188,9 +188,11 @@ def _numpy_state_kept():
 
 def _ours(name: str):
     """Runs our attack `ATTACKS[name]` at the spec's radius and budget. APGD-CE's
-    restarts and APGD-T's target classes (`spec.restarts` of them) run one after the
-    other, each only on the examples the earlier ones left unbroken (AutoAttack's
-    order); an example's result is the first run that fools the model."""
+    restarts and APGD-T's target classes (`spec.restarts` of them) do the work of
+    running one after the other, each only on the examples the earlier ones left
+    unbroken (AutoAttack's order): in one batch of runs x examples where an example's
+    runs stop once one fooled it (`apgd._stacked_runs`), or, under XLA, one call per
+    run."""
     attack = ATTACKS[name]
 
     def threat_of(spec, restarts):
@@ -205,6 +207,16 @@ def _ours(name: str):
             x_adv = attack.fn(logits_fn, x, y, threat_of(spec, spec.restarts), seed=seed,
                               jit_compile=jit_compile, **budget).numpy()
             return x_adv, predict(logits_fn, x_adv) != y
+        if not jit_compile:  # one call; the runs stop per example once one fooled it
+            if name == "apgd_t":
+                out = attack.fn(logits_fn, x, y, threat_of(spec, 1), seed=seed,
+                                n_targets=spec.restarts)
+            else:
+                out = attack.fn(logits_fn, x, y, threat_of(spec, spec.restarts),
+                                seed=seed)
+            out = out.numpy()
+            return out, predict(logits_fn, out) != y
+        # XLA needs static shapes: one call per run on the examples still unbroken.
         threat = threat_of(spec, 1)
         x_adv, found = x.copy(), np.zeros(len(x), bool)
         for r in range(spec.restarts):

@@ -145,6 +145,39 @@ def test_cache_is_keyed_by_content_not_by_names(models, tmp_path, monkeypatch):
     assert computed == [] and again == retrained
 
 
+def test_strong_pruning_keeps_every_flag_of_the_unpruned_suite(models, tmp_path):
+    # The strong suite's fixed-radius attacks (and with --nocurves its minimization
+    # attacks) run only on what is still robust: the per-norm and union flags are those
+    # of every attack on every example; without curves no curves.png; profile.json.
+    import numpy as np
+
+    from msd_tf import evaluate
+    from msd_tf.evaluation import checks
+
+    # Attacks without random draws (a subset would draw other numbers than the batch).
+    names = ["pgd_linf", "fgsm", "pgd_l2", "ddn", "deepfool"]
+    common = dict(dataset="mnist", data_dir=str(SHARED_MNIST), split="test[:24]",
+                  num_examples=24, batch_size=12, verbose=False)
+    full = evaluate.build_suite("mnist", names, restarts=1, suite_name="paper",
+                                budget="fast", eps={})
+    lean = evaluate.build_suite("mnist", names, restarts=1, suite_name="strong",
+                                budget="fast", eps={}, curves=False)
+    assert sum(s.only_robust for s in lean) == len(names)
+    flags = {}
+    for tag, specs, curves in (("full", full, True), ("lean", lean, False)):
+        out = tmp_path / tag
+        evaluate.evaluate([str(models[1])], output_dir=str(out), specs=specs,
+                          draw_curves=curves, **common)
+        per = np.load(out / "per_example_m1.npz")
+        flags[tag] = {n: np.any([checks.broken_at(per[f"{s.name}/sound"], per[f"{s.name}/norm"],
+                                                  s.eps) for s in specs if s.norm == n], 0)
+                      for n in ("linf", "l2")}
+        assert (out / "curves.png").exists() == curves and (out / "profile.json").exists()
+    for norm in ("linf", "l2"):
+        np.testing.assert_array_equal(flags["lean"][norm], flags["full"][norm])
+        assert flags["full"][norm].any() and not flags["full"][norm].all()  # not trivial
+
+
 # Each case: extra arguments (or a builder of them), text of the single error line.
 def _truncated_saved_model(tmp_path, models):
     bad = tmp_path / "truncated" / "saved_model"

@@ -110,15 +110,17 @@ def test_minimal_norm_attack_agrees_with_a_fixed_radius_run_on_a_known_case():
     rng = np.random.default_rng(0)
     w = rng.normal(size=16).astype(np.float32)
     w /= np.linalg.norm(w)
-    x = np.clip(0.5 + 0.1 * rng.normal(size=(12, 16)), 0.05, 0.95).astype(np.float32)
-    margins = np.linspace(0.05, 0.6, 12).astype(np.float32)  # distance to the boundary
-    b = margins - x @ w  # w.x + b = margin > 0: class 1 everywhere
-    wt, bt = tf.constant(w), tf.constant(b)
+    margins = np.linspace(0.06, 0.61, 12).astype(np.float32)  # distance to the boundary
+    # One hyperplane w.v = w.0.5 through the middle of the box; x_i sits margin_i from it
+    # along w (well inside the box), class 1 everywhere. The model is per example (an
+    # attack may compute any subset of the batch).
+    x = (0.5 + margins[:, None] * w[None, :]).astype(np.float32)
+    assert x.min() > 0.05 and x.max() < 0.95
+    wt, bt = tf.constant(w), tf.constant(-0.5 * float(w.sum()))
 
     def logits_fn(v):
         score = tf.reduce_sum(tf.reshape(tf.convert_to_tensor(v), [-1, 16]) * wt, 1)
-        # Per-example bias: only valid for this fixed batch order.
-        return tf.stack([tf.zeros_like(score), score + bt[:tf.shape(score)[0]]], 1)
+        return tf.stack([tf.zeros_like(score), score + bt], 1)
 
     y = np.ones(12, np.int32)
     spec = suite.AttackSpec("ddn", "ddn", "l2", 0.3, 1, steps=200)
@@ -184,6 +186,25 @@ def test_attack_selection_keeps_the_given_order_and_applies_overrides():
     with pytest.raises(EvalError, match="not in the run"):
         build_suite("mnist", ["pgd_linf"], restarts=1, suite_name="paper", budget="paper",
                     eps={}, only_robust=["ddn"])
+
+
+def test_strong_suite_runs_fixed_radius_attacks_on_what_is_still_robust():
+    # A fixed-radius attack cannot change the flag of an example already broken at eps;
+    # minimization attacks give the curves and see every clean example.
+    from msd_tf.evaluate import build_suite
+
+    specs = build_suite("mnist", None, restarts=1, suite_name="strong", budget="paper", eps={})
+    paper = {s.name: s for s in specs[:len(suite.paper_suite("mnist"))]}
+    assert {n for n, s in paper.items() if not s.only_robust} == {
+        "gaussian_noise", "boundary", "deepfool", "pointwise_l2", "ddn", "cw_l2",
+        "salt_pepper", "pointwise_l1"}
+    assert all(s.only_robust for s in specs[len(paper):])
+    plain = build_suite("mnist", None, restarts=1, suite_name="paper", budget="paper", eps={})
+    assert not any(s.only_robust for s in plain)  # the paper suite: every attack on all
+    # Without curves the minimization attacks too run on what is still robust only.
+    lean = build_suite("mnist", None, restarts=1, suite_name="strong", budget="paper", eps={},
+                       curves=False)
+    assert all(s.only_robust for s in lean) and len(lean) == len(specs)
 
 
 def test_prune_with_skips_what_an_earlier_evaluation_broke(trained, tmp_path):
