@@ -62,9 +62,15 @@ def function_for(model, attack_delta: Callable, settings, x, y, *, jit_compile: 
     seed, **options)`; the cache key is derived from `attack_delta`, `settings` and
     `options` (so no setting can be left out of it)."""
     key = (attack_delta, settings, tuple(sorted(options.items())))
+    # The cache's value must not hold the model it is keyed by (a WeakKeyDictionary's
+    # key would never die): the traced function reaches it through a weak reference.
+    try:
+        model_ref = weakref.ref(model)
+    except TypeError:  # not weak-referenceable: not cached either (cached_function)
+        model_ref = lambda: model  # noqa: E731
 
     def delta_fn(xx, yy, ss):
-        return attack_delta(model, xx, yy, settings, ss, **options).delta
+        return attack_delta(model_ref(), xx, yy, settings, ss, **options).delta
 
     return cached_function(model, key, delta_fn, x, y, jit_compile=jit_compile)
 
