@@ -254,9 +254,12 @@ def fit(config: TrainConfig, strategy: tf.distribute.Strategy, parts: Parts, inp
     """Trains from epoch `start` to `config.epochs`; returns the history."""
     if start >= config.epochs:
         return {}
+    # Checkpoints are written at the end of epochs, so a run resumed at epoch `start` has
+    # consumed start x steps_per_epoch batches. Not optimizer.iterations: under
+    # mixed_float16 a step with non-finite gradients is skipped without counting
+    # (Keras' LossScaleOptimizer), and the stream would resume too early.
     ds = data.train_dataset(inputs.x_train, inputs.y_train, batch_size=config.batch_size,
-                            seed=config.seed,
-                            start_step=int(parts.optimizer.iterations.numpy()),
+                            seed=config.seed, start_step=start * inputs.steps_per_epoch,
                             augment=config.augment)
     writer = checkpoints.CheckpointWriter(parts.checkpoint,
                                           os.path.join(config.output_dir, "checkpoints"),

@@ -95,3 +95,39 @@ def test_precision_reaches_the_training_config():
     assert TrainConfig(precision="mixed_bfloat16").precision == "mixed_bfloat16"
     with pytest.raises(ValueError, match="`precision`"):
         TrainConfig(precision="float64")
+
+
+def test_a_skipped_mixed_float16_step_does_not_move_the_resumed_data_stream(monkeypatch):
+    # Keras' LossScaleOptimizer skips a step with non-finite gradients without counting
+    # it (measured here: iterations stays 0), so optimizer.iterations can lag the batches
+    # a run consumed. A run resumed at epoch 2 of 5 steps each must read its data from
+    # batch 10, whatever the optimizer's counter says (before: from batch 9).
+    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(1e-3))
+    v = keras.Variable(np.ones(3, np.float32))
+    opt.build([v])
+    opt.apply([tf.constant([1.0, np.nan, 1.0])], [v])
+    assert int(opt.iterations.numpy()) == 0 and np.all(v.numpy() == 1.0)
+
+    import dataclasses
+
+    from msd_tf import config as config_lib
+    from msd_tf import data, experiment
+
+    starts = []
+    monkeypatch.setattr(data, "train_dataset", lambda *a, start_step, **k: starts.append(
+        start_step) or "ds")
+
+    class Trainer:
+        def fit(self, ds, **kwargs):
+            return type("H", (), {"history": {}})()
+
+    opt.iterations.assign(9)  # one of the 10 steps of epochs 0-1 was skipped
+    parts = experiment.Parts(model=None, adversary=None, optimizer=opt, trainer=Trainer(),
+                             epoch=tf.Variable(2), checkpoint=tf.train.Checkpoint())
+    inputs = experiment.Inputs(np.zeros((10, 28, 28, 1), np.float32), np.zeros(10, np.int32),
+                               None, None, steps_per_epoch=5, train_sha256="")
+    config = dataclasses.replace(config_lib.TrainConfig(), epochs=4, batch_size=2,
+                                 output_dir="/nonexistent-unused", precision="mixed_float16")
+    monkeypatch.setattr(experiment.checkpoints, "CheckpointWriter", lambda *a, **k: None)
+    experiment.fit(config, tf.distribute.get_strategy(), parts, inputs, start=2)
+    assert starts == [10]
