@@ -7,11 +7,12 @@ standard attacks per norm, APGD-CE, APGD-T and Square, and Sparse-RS for l_1;
 SavedModels (or training-run folders, whose newest checkpoint that restores is
 loaded) and writes, in `--output_dir`: results.md (laid out like Table 3, one column
 per model), results.json (numbers and provenance), results.csv, one per-example npz
-per model, accuracy-against-radius plots (curves.png) and a grid of clean and
-adversarial examples per model. Results are cached by content (model, data, attack,
-seed, code) and every random source is seeded, so a killed evaluation resumes and
-identical commands give identical results. `--corruptions` reports CIFAR-10-C
-accuracy instead (Table 7).
+per model, accuracy-against-radius plots (curves.png; not with --nocurves), a grid of
+clean and adversarial examples per model, and profile.json (seconds, examples attacked,
+forward and backward passes per attack, with the machine). Results are cached by
+content (model, data, attack, seed, code) and every random source is seeded, so a
+killed evaluation resumes and identical commands give identical results.
+`--corruptions` reports CIFAR-10-C accuracy instead (Table 7).
 
 A SavedModel is a program: loading one runs its graph. Evaluate only models you trust.
 """

@@ -63,12 +63,12 @@ def onednn_advice(environ, enabled: bool | None, machine: str | None = None) -> 
     return None
 
 
-def warn_if_onednn_off(log=print) -> None:
-    """Prints `onednn_advice` once per process."""
+def warn_if_onednn_off(log=None) -> None:
+    """Prints `onednn_advice` once per process (to stderr unless `log` is given)."""
     advice = onednn_advice(os.environ, onednn_enabled())
     if advice and not _warned:
         _warned.append(advice)
-        log(advice)
+        (log or (lambda m: print(m, file=sys.stderr, flush=True)))(advice)
 
 
 def cpu_model_and_flags(cpuinfo: str | None = None) -> tuple[str, set]:

@@ -75,3 +75,14 @@ def test_onednn_on_unless_the_user_turned_it_off():
     assert unset["tensorflow"] == tf.__version__ and unset["cpus"] >= 1
     assert unset["cpu"] and isinstance(unset["isa"], list)
     assert machine.describe(off).count("oneDNN off") == 1
+
+
+def test_the_advice_is_printed_once(monkeypatch):
+    printed = []
+    monkeypatch.setattr(machine, "_warned", [])
+    monkeypatch.setattr(machine, "onednn_enabled", lambda: False)
+    monkeypatch.setattr(machine, "is_x86", lambda m=None: True)
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    machine.warn_if_onednn_off(printed.append)
+    machine.warn_if_onednn_off(printed.append)
+    assert len(printed) == 1 and "TF_ENABLE_ONEDNN_OPTS=1" in printed[0]
