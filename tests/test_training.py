@@ -103,10 +103,22 @@ def test_sample_weights_weight_the_loss_and_the_metrics():
     for w, new in zip(want, model.trainable_weights):
         np.testing.assert_allclose(new.numpy(), w, rtol=1e-4, atol=1e-6)
     assert logs["loss"][0] == pytest.approx(loss, rel=1e-4)
-    # AVG repeats the weights over its 3x batch: the same examples count.
-    trainer, _ = _trainer(tf.distribute.get_strategy(), "avg")
-    out = trainer.train_step((tf.constant(x), tf.constant(y), tf.constant(sw)))
-    assert 0.0 <= float(out["adv_acc"]) <= 1.0
+    # AVG repeats the weights over its 3x batch: the examples of weight 0 still count for
+    # nothing. Relabelled, they change neither the update nor the metrics (the attack is
+    # per example); with unit weights the same relabelling does change them.
+    relabelled = np.where(sw > 0, y, (y + 1) % 10).astype(y.dtype)
+
+    def avg_step(labels, weights):
+        trainer, model = _trainer(tf.distribute.get_strategy(), "avg")
+        out = trainer.train_step((tf.constant(x), tf.constant(labels), tf.constant(weights)))
+        return {k: float(v) for k, v in out.items()}, [w.numpy() for w in model.weights]
+
+    (a, wa), (b, wb) = avg_step(y, sw), avg_step(relabelled, sw)
+    assert a["adv_acc"] == b["adv_acc"] and a["adv_loss"] == b["adv_loss"]
+    for u, v in zip(wa, wb):
+        np.testing.assert_array_equal(u, v)
+    ones = np.ones_like(sw)
+    assert avg_step(y, ones)[0]["adv_loss"] != avg_step(relabelled, ones)[0]["adv_loss"]
 
 
 def test_evaluate_reports_clean_metrics_only():
