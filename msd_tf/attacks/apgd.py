@@ -155,14 +155,10 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         z = project_onto(x, s["delta"] + step, threat)
         new = project_onto(
             x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)
-        if compact:
-            live = ~base.any_in_group(s["fooled"], group)
-            new_loss, logits, new_grad = base.loss_and_grad_where(
-                model, x, new, y, live, training=training, loss_for=loss_for)
-        else:
-            live = tf.ones([batch], tf.bool)
-            new_loss, logits, new_grad = base.loss_and_grad(model, x, new, y,
-                                                            training=training, loss_fn=loss_fn)
+        live = ~base.any_in_group(s["fooled"], group) if compact else tf.ones([batch], tf.bool)
+        new_loss, logits, new_grad = base.loss_and_grad_on(
+            model, x, new, y, live, compact=compact, training=training, loss_fn=loss_fn,
+            loss_for=loss_for)
         now_fooled = (tf.argmax(logits, axis=1, output_type=tf.int32) != y_int) & live
         first_adv = now_fooled & ~s["fooled"]
         adv = tf.where(base.broadcast_mask(first_adv, x), new, s["adv"])

@@ -115,14 +115,11 @@ def l1_phase(model, x, y, delta0, *, eps: float, iterations: int, loss_fn,
         step = norms.expand_to_rank(s["step"], x)
         new = projections.project_l1_box(x, s["delta"] + step * _direction(
             s["grad"], s["sparsity"]), eps)
-        if loss_for is None:
-            live = tf.ones([batch], tf.bool)
-            loss, logits, grad = base.loss_and_grad(model, x, new, y, training=training,
-                                                    loss_fn=loss_fn)
-        else:
-            live = ~base.any_in_group(s["fooled"], group)
-            loss, logits, grad = base.loss_and_grad_where(model, x, new, y, live,
-                                                          training=training, loss_for=loss_for)
+        compact = loss_for is not None
+        live = ~base.any_in_group(s["fooled"], group) if compact else tf.ones([batch], tf.bool)
+        loss, logits, grad = base.loss_and_grad_on(model, x, new, y, live, compact=compact,
+                                                   training=training, loss_fn=loss_fn,
+                                                   loss_for=loss_for)
         now_fooled = (tf.argmax(logits, axis=1, output_type=tf.int32) != y_int) & live
         adv = tf.where(base.broadcast_mask(now_fooled, x), new, s["adv"])
         better = (loss > s["best_loss"]) & live

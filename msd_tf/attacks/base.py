@@ -78,6 +78,16 @@ def loss_and_grad_where(model, x, delta, y, live, *, training: bool, loss_for):
     return scatter(tf.cast(loss, tf.float32)), scatter(logits), scatter(grad)
 
 
+def loss_and_grad_on(model, x, delta, y, live, *, compact: bool, training: bool, loss_fn,
+                     loss_for=None):
+    """`loss_and_grad_where` on the `live` rows if `compact` (`loss_for` defaults to
+    `loss_fn` for every row set), else `loss_and_grad` on the whole batch."""
+    if compact:
+        return loss_and_grad_where(model, x, delta, y, live, training=training,
+                                   loss_for=loss_for or (lambda rows: loss_fn))
+    return loss_and_grad(model, x, delta, y, training=training, loss_fn=loss_fn)
+
+
 def any_in_group(flags: tf.Tensor, group: int) -> tf.Tensor:
     """`[R * B]` run-major flags -> `[R * B]`: whether any of the `group` = R rows of the
     same example is set (the identity for group 1)."""

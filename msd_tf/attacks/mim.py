@@ -35,12 +35,9 @@ def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
         delta0 = tf.where(tf.logical_or(r > 0, threat.random_start), start, tf.zeros_like(x))
 
         def body(t, delta, momentum, live):
-            if compact and stop_when_fooled:
-                _, logits, grad = base.loss_and_grad_where(
-                    model, x, delta, y, live, training=training, loss_for=lambda rows: loss_fn)
-            else:
-                _, logits, grad = base.loss_and_grad(model, x, delta, y, training=training,
-                                                     loss_fn=loss_fn)
+            _, logits, grad = base.loss_and_grad_on(
+                model, x, delta, y, live, compact=compact and stop_when_fooled,
+                training=training, loss_fn=loss_fn)
             l1 = norms.expand_to_rank(norms.per_example_norm(grad, "l1"), grad)
             momentum = decay * momentum + grad / tf.maximum(l1, 1e-12)
             candidate = projected_step(x, delta, momentum, threat, seed)

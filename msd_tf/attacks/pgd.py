@@ -52,12 +52,9 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
         delta0 = tf.where(random_start, start, tf.zeros_like(x))
 
         def body(t, delta, live):
-            if compact and stop_when_fooled:
-                _, logits, grad = base.loss_and_grad_where(
-                    model, x, delta, y, live, training=training, loss_for=lambda rows: loss_fn)
-            else:
-                _, logits, grad = base.loss_and_grad(model, x, delta, y, training=training,
-                                                     loss_fn=loss_fn)
+            _, logits, grad = base.loss_and_grad_on(
+                model, x, delta, y, live, compact=compact and stop_when_fooled,
+                training=training, loss_fn=loss_fn)
             candidate = projected_step(x, delta, grad, threat, fold(run_seed, t))
             if not stop_when_fooled:
                 return t + 1, candidate, live

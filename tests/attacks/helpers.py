@@ -74,6 +74,22 @@ def fixture_cnn(seed=0, classes=10):
     ])
 
 
+AUTOATTACK_FIXTURE = __import__("pathlib").Path(__file__).parent.parent / "data" / \
+    "autoattack_l1.npz"
+
+
+def load_autoattack_fixture():
+    """tests/data/autoattack_l1.npz: `(model, x, data)`, the fixture CNN with its stored
+    float16 weights, the digits in [0, 1] and every stored array."""
+    with np.load(AUTOATTACK_FIXTURE) as f:
+        data = {k: f[k] for k in f.files}
+    model = fixture_cnn(seed=0)
+    layers = sorted({int(k[1:].split("_")[0]) for k in data if k.startswith("w")})
+    model.set_weights([data[f"w{i}_{part}"].astype(np.float32) for i in layers
+                       for part in ("kernel", "bias")])
+    return model, data["x"].astype(np.float32) / 255.0, data
+
+
 def l1_box_reference(v, x, eps):
     """Projection onto the l1 ball and the box by float64 bisection on the threshold."""
     v, x = np.asarray(v, np.float64).ravel(), np.asarray(x, np.float64).ravel()

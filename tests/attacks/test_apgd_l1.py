@@ -3,7 +3,6 @@ schedule, and, example by example, the breaks of the original AutoAttack on a sm
 MSD-trained MNIST model (tests/data/autoattack_l1.npz, made by
 tests/data/make_autoattack_l1.py)."""
 
-import pathlib
 
 import numpy as np
 import pytest
@@ -11,9 +10,15 @@ import tensorflow as tf
 
 from msd_tf.attacks import apgd_l1
 from msd_tf.evaluation import checks, suite
-from tests.attacks.helpers import fixture_cnn, l1_box_reference, linear_loss, linear_problem
+from tests.attacks.helpers import (
+    AUTOATTACK_FIXTURE,
+    l1_box_reference,
+    linear_loss,
+    linear_problem,
+    load_autoattack_fixture,
+)
 
-FIXTURE = pathlib.Path(__file__).parent.parent / "data" / "autoattack_l1.npz"
+FIXTURE = AUTOATTACK_FIXTURE
 
 
 def test_direction_moves_the_top_fraction_by_sign_with_unit_l1_length():
@@ -74,14 +79,7 @@ def test_radius_schedule_ends_inside_the_ball_and_reaches_the_linear_optimum():
 def fixture():
     if not FIXTURE.exists():
         pytest.skip(f"{FIXTURE} not found (tests/data/make_autoattack_l1.py makes it)")
-    with np.load(FIXTURE) as f:
-        data = {k: f[k] for k in f.files}
-    model = fixture_cnn(seed=0)
-    layers = sorted({int(k[1:].split("_")[0]) for k in data if k.startswith("w")})
-    model.set_weights([data[f"w{i}_{part}"].astype(np.float32) for i in layers
-                       for part in ("kernel", "bias")])
-    x = (data["x"].astype(np.float32) / 255.0)
-    return model, x, data
+    return load_autoattack_fixture()
 
 
 def test_breaks_what_the_original_autoattack_breaks(fixture):

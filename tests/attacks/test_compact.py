@@ -3,7 +3,6 @@
 on a trained model and real digits (the AutoAttack fixture of test_apgd_l1.py)."""
 
 import functools
-import pathlib
 
 import numpy as np
 import pytest
@@ -14,22 +13,15 @@ from msd_tf.attacks import mim_delta, pgd_delta
 from msd_tf.attacks.apgd import apgd_attack_delta, apgd_delta
 from msd_tf.attacks.randomness import fold
 from msd_tf.evaluation import profiling
-from tests.attacks.helpers import fixture_cnn
+from tests.attacks.helpers import load_autoattack_fixture
 
-FIXTURE = pathlib.Path(__file__).parent.parent / "data" / "autoattack_l1.npz"
 N = 40
 
 
 @pytest.fixture(scope="module")
 def trained():
-    with np.load(FIXTURE) as f:
-        data = {k: f[k] for k in f.files}
-    model = fixture_cnn(seed=0)
-    layers = sorted({int(k[1:].split("_")[0]) for k in data if k.startswith("w")})
-    model.set_weights([data[f"w{i}_{p}"].astype(np.float32) for i in layers
-                       for p in ("kernel", "bias")])
-    x = data["x"][:N].astype(np.float32) / 255.0
-    return model, tf.constant(x), tf.constant(data["y"][:N].astype(np.int32))
+    model, x, data = load_autoattack_fixture()
+    return model, tf.constant(x[:N]), tf.constant(data["y"][:N].astype(np.int32))
 
 
 def _run(model, delta_fn, x, y, compact):
