@@ -25,7 +25,8 @@ import keras
 import tensorflow as tf
 
 from msd_tf.attacks import base, msd_delta, pgd_delta, worst_case_delta
-from msd_tf.attacks.randomness import K_STREAM, fold
+from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import EAT_STREAM
 from msd_tf.threats import NORMS, ThreatModel
 
 
@@ -168,7 +169,7 @@ class EAT(Adversary):
 
     def perturb(self, model, x, y, *, seed, shared_seed):
         # All replicas draw with the same seed, so they train on the same norm.
-        choice = eat_choice(self.norm_error, fold(shared_seed, K_STREAM + 1))
+        choice = eat_choice(self.norm_error, fold(shared_seed, EAT_STREAM))
         branches = [(lambda t=t: pgd_delta(model, x, y, t, seed,
                                            training=self.attack_training).delta)
                     for t in self.threats]

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from msd_tf import seeding
+
 if TYPE_CHECKING:
     import tensorflow as tf
 
@@ -256,7 +258,7 @@ def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
     def load(e, i):
         image = tf.gather(x_t, i)
         if augment:
-            image = _augment_cifar(image, tf.stack([e * 1_000_003 + tf.cast(i, tf.int64),
+            image = _augment_cifar(image, tf.stack([e * seeding.STRIDE + tf.cast(i, tf.int64),
                                                     tf.cast(seed, tf.int64)]))
         return image, tf.gather(y_t, i)
 

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from msd_tf.adversaries import Adversary
-from msd_tf.attacks import base
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import fold
 from msd_tf.threats import NORMS
 
@@ -96,13 +96,13 @@ class AdversarialTrainer(keras.Model):
         self.adversary.observe(logits, adv)
         # Reported per replica as Keras does: the loss before the 1/replicas scaling.
         self._loss_tracker.update_state(loss * self._replicas(), sample_weight=tf.shape(x)[0])
-        self.adv_loss.update_state(base.cross_entropy(logits, adv.y), sample_weight=sw_adv)
+        self.adv_loss.update_state(cross_entropy(logits, adv.y), sample_weight=sw_adv)
         self.adv_acc.update_state(adv.y, logits, sample_weight=sw_adv)
         if adv.x is x:  # no attack (standard training): the clean batch was trained on
             clean_logits = logits
         else:
             clean_logits = self.model(x, training=False)
-        self.clean_loss.update_state(base.cross_entropy(clean_logits, y),
+        self.clean_loss.update_state(cross_entropy(clean_logits, y),
                                      sample_weight=sample_weight)
         self.clean_acc.update_state(y, clean_logits, sample_weight=sample_weight)
         total = tf.maximum(tf.reduce_sum(adv.counts), 1.0)
@@ -116,7 +116,7 @@ class AdversarialTrainer(keras.Model):
         loss = self.compute_loss(x=x, y=y, y_pred=logits, sample_weight=sample_weight,
                                  training=False)
         self._loss_tracker.update_state(loss * self._replicas(), sample_weight=tf.shape(x)[0])
-        self.clean_loss.update_state(base.cross_entropy(logits, y), sample_weight=sample_weight)
+        self.clean_loss.update_state(cross_entropy(logits, y), sample_weight=sample_weight)
         self.clean_acc.update_state(y, logits, sample_weight=sample_weight)
         logs = self.compute_metrics(x, y, logits, sample_weight=sample_weight)
         return {k: v for k, v in logs.items() if not k.startswith(("adv_", "chose_"))}

@@ -31,7 +31,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from msd_tf import machine, projections, threats  # noqa: E402
-from msd_tf.attacks import base, msd_delta  # noqa: E402
+from msd_tf.attacks import msd_delta  # noqa: E402
+from msd_tf.attacks.losses import cross_entropy  # noqa: E402
 from msd_tf.attacks.randomness import as_seed
 from msd_tf.models import mnist_cnn  # noqa: E402
 
@@ -109,7 +110,7 @@ def main():
     @tf.function(jit_compile=args.jit)
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(base.cross_entropy(model(x, training=True), y))
+            loss = tf.reduce_mean(cross_entropy(model(x, training=True), y))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply(grads, model.trainable_variables)
         return loss

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from msd_tf.adversaries import make_adversary
-from msd_tf.attacks import base
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import fold
 from msd_tf.threats import NORMS, ThreatModel
 from tests.attacks.helpers import digits
@@ -64,7 +64,7 @@ def _by_hand(x, y, sample_weight=None):
         ref, tf.constant(x), tf.constant(y), seed=seed, shared_seed=seed)
     sw = np.ones(len(x), np.float32) if sample_weight is None else sample_weight
     with tf.GradientTape() as tape:
-        ce = base.cross_entropy(ref(adv.x, training=True), y)
+        ce = cross_entropy(ref(adv.x, training=True), y)
         loss = tf.reduce_sum(ce * sw) / len(x)  # Keras' "sum_over_batch_size"
         loss += 0.5e-3 * tf.add_n([tf.reduce_sum(w ** 2) for w in ref.trainable_weights])
     grads = tape.gradient(loss, ref.trainable_weights)

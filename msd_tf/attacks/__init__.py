@@ -19,8 +19,9 @@ import dataclasses
 import functools
 from typing import Callable
 
-from msd_tf.attacks.apgd import apgd, dlr_loss
-from msd_tf.attacks.base import AttackOutput, cross_entropy
+from msd_tf.attacks.apgd import apgd
+from msd_tf.attacks.base import AttackOutput
+from msd_tf.attacks.losses import cross_entropy, dlr, margin
 from msd_tf.attacks.mim import mim, mim_delta
 from msd_tf.attacks.msd import msd, msd_delta
 from msd_tf.attacks.pgd import pgd, pgd_delta
@@ -61,7 +62,7 @@ ATTACKS = {
 }
 
 __all__ = [
-    "ATTACKS", "Attack", "AttackOutput", "apgd", "cross_entropy", "dlr_loss", "mim",
+    "ATTACKS", "Attack", "AttackOutput", "apgd", "cross_entropy", "dlr", "margin", "mim",
     "mim_delta", "msd", "msd_delta", "pgd", "pgd_delta", "sparse_rs", "sparse_rs_delta",
     "square", "square_delta", "worst_case", "worst_case_delta",
 ]

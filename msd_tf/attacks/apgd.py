@@ -28,47 +28,13 @@ import tensorflow as tf
 
 from msd_tf import norms
 from msd_tf.attacks import apgd_l1, base, compiled
+from msd_tf.attacks.losses import LOSSES, check_loss, cross_entropy
 from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
 from msd_tf.attacks.step import project_onto
 from msd_tf.threats import ThreatModel
 
 # l_1-APGD's radius schedule, in units of eps (AutoAttack's standard version for L1).
 L1_EPS_FACTORS = (3.0, 2.0, 1.0)
-
-
-def dlr_loss(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:
-    """Per-example difference-of-logits-ratio loss (to be maximized).
-
-    Untargeted: -(z_y - max_{i != y} z_i) / (z_pi1 - z_pi3 + 1e-12).
-    Targeted:   -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12).
-    z_pi1 >= z_pi2 >= ... are the sorted logits (at least 4 classes for targeted).
-    """
-    logits = tf.cast(logits, tf.float32)
-    y = tf.cast(y, tf.int32)
-    z_sorted = tf.sort(logits, axis=1, direction="DESCENDING")
-    z_y = tf.gather(logits, y, axis=1, batch_dims=1)
-    if target is None:
-        others = tf.where(tf.one_hot(y, tf.shape(logits)[1]) > 0, -np.inf, logits)
-        return -(z_y - tf.reduce_max(others, axis=1)) / (z_sorted[:, 0] - z_sorted[:, 2] + 1e-12)
-    z_t = tf.gather(logits, tf.cast(target, tf.int32), axis=1, batch_dims=1)
-    denom = z_sorted[:, 0] - 0.5 * (z_sorted[:, 2] + z_sorted[:, 3]) + 1e-12
-    return -(z_y - z_t) / denom
-
-
-# The losses APGD ascends: name -> (logits, y, target) -> [B]. "dlr_targeted" needs
-# the target classes; the others ignore them.
-LOSSES = {
-    "ce": lambda logits, y, target=None: base.cross_entropy(logits, y),
-    "dlr": lambda logits, y, target=None: dlr_loss(logits, y),
-    "dlr_targeted": lambda logits, y, target=None: dlr_loss(logits, y, target),
-}
-
-
-def check_loss(loss: str) -> str:
-    """Returns `loss` if it names one of `LOSSES`, else raises a ValueError listing them."""
-    if loss not in LOSSES:
-        raise ValueError(f"Argument `loss` must be one of {sorted(LOSSES)}. Received: {loss!r}")
-    return loss
 
 
 def _checkpoints(n_iter: int):
@@ -126,14 +92,14 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         return functools.partial(LOSSES[loss], target=tf.gather(target, rows))
 
     batch = tf.shape(x)[0]
-    counts = tf.ones([1], tf.float32) * tf.cast(batch, tf.float32)
+    counts = base.one_norm_counts(x)
     if threat.norm == "l1":
         delta, best_loss = apgd_l1.apgd_l1_delta(
             model, x, y, threat.eps, threat.steps, seed, loss_fn=loss_fn,
             eps_factors=tuple(l1_eps_factors), training=training,
             loss_for=loss_for if compact else None, noise=start, group=group)
         return base.AttackOutput(delta=delta, loss=best_loss,
-                                 choice=tf.zeros([batch], tf.int32), counts=counts)
+                                 counts=counts)
     n_iter = threat.steps
     ckpt = tf.constant(_checkpoints(n_iter))
     y_int = tf.cast(y, tf.int32)
@@ -194,7 +160,7 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
     out = tf.while_loop(running, body, (state,))[0]
     delta = tf.where(base.broadcast_mask(out["fooled"], x), out["adv"], out["best"])
     return base.AttackOutput(delta=delta, loss=out["best_loss"],
-                             choice=tf.zeros([batch], tf.int32), counts=counts)
+                             counts=counts)
 
 
 def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
@@ -212,7 +178,6 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
     the `target_offset` most likely ones (one start each), keeping per example the
     first adversarial point found (else the highest-loss one). An unknown `loss`
     raises a ValueError listing the known ones."""
-    batch = tf.shape(x)[0]
     if check_loss(loss) != "dlr_targeted":
         runs, order = threat.restarts, None
     else:
@@ -240,9 +205,8 @@ def apgd_attack_delta(model, x, y, threat: ThreatModel, seed, *, loss: str = "ce
                           compact=compact).delta
 
     # Runs are compared on cross-entropy (fooling first), whatever loss they ascended.
-    delta, ce = base.best_of_runs(one_run, runs, x, y, model, training, base.cross_entropy)
-    return base.AttackOutput(delta=delta, loss=ce, choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+    delta, ce = base.best_of_runs(one_run, runs, x, y, model, training, cross_entropy)
+    return base.AttackOutput(delta=delta, loss=ce, counts=base.one_norm_counts(x))
 
 
 def _stacked_runs(model, x, y, threat, runs: int, run_seed, order, *, loss, training,
@@ -267,7 +231,7 @@ def _stacked_runs(model, x, y, threat, runs: int, run_seed, order, *, loss, trai
                        training=training, l1_eps_factors=l1_eps_factors, compact=True,
                        start=tf.concat(starts, axis=0), group=runs).delta
     logits = base.logits_of(model, xs + delta, training)
-    ce = tf.reshape(base.cross_entropy(logits, ys), [runs, batch])
+    ce = tf.reshape(cross_entropy(logits, ys), [runs, batch])
     fooled = tf.reshape(tf.argmax(logits, axis=1, output_type=tf.int32) != tf.cast(ys, tf.int32),
                         [runs, batch])
     score = tf.where(tf.reduce_any(fooled, axis=0, keepdims=True),
@@ -276,8 +240,7 @@ def _stacked_runs(model, x, y, threat, runs: int, run_seed, order, *, loss, trai
     rows = pick * batch + tf.range(batch)
     return base.AttackOutput(delta=tf.gather(delta, rows),
                              loss=tf.gather(tf.reshape(ce, [-1]), rows),
-                             choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+                             counts=base.one_norm_counts(x))
 
 
 def apgd(model, x, y, threat: ThreatModel, *, loss: str = "ce", seed=0, n_targets: int = 9,

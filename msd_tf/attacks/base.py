@@ -21,22 +21,23 @@ class AttackOutput:
     Attributes:
       delta: `[B, ...]` perturbation, inside the ball and with `x + delta` in [0, 1].
       loss: `[B]` per-example loss at `x + delta`.
-      choice: `[B]` int32 index of the threat model the example's delta came from
-        (MSD, MAX), or zeros for single-norm PGD.
       counts: `[len(threats)]` float32, how often each threat model's candidate was
-        chosen (MSD: over iterations and examples; MAX: over examples).
+        chosen (MSD: over iterations and examples; MAX: over examples; a single-norm
+        attack: the batch size, for its one threat model).
+      choice: union attacks only (MSD, MAX): `[B]` int32 index of the threat model the
+        example's delta came from; None for a single-norm attack.
     """
 
     delta: tf.Tensor
     loss: tf.Tensor
-    choice: tf.Tensor
     counts: tf.Tensor
+    choice: tf.Tensor | None = None
 
 
-def cross_entropy(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """Per-example softmax cross-entropy `[B]` from logits and int labels."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(y, tf.int32), logits=tf.cast(logits, tf.float32))
+def one_norm_counts(x: tf.Tensor) -> tf.Tensor:
+    """`AttackOutput.counts` of a single-norm attack on the batch `x`: `[1]`, the batch
+    size (every example's delta came from the one threat model)."""
+    return tf.ones([1], tf.float32) * tf.cast(tf.shape(x)[0], tf.float32)
 
 
 def logits_of(model: Callable, x: tf.Tensor, training: bool) -> tf.Tensor:

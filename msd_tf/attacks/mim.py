@@ -8,13 +8,14 @@ import tensorflow as tf
 
 from msd_tf import norms
 from msd_tf.attacks import base, compiled
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
 from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 
 
 def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
-              decay: float = 1.0, training: bool = False, loss_fn=base.cross_entropy,
+              decay: float = 1.0, training: bool = False, loss_fn=cross_entropy,
               stop_when_fooled: bool = False, compact: bool = False) -> base.AttackOutput:
     """Graph-level MIM: g <- decay * g + grad / ||grad||_1; delta <- clip(delta + alpha sign(g)).
 
@@ -53,13 +54,12 @@ def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
         return delta
 
     delta, loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training, loss_fn)
-    return base.AttackOutput(delta=delta, loss=loss, choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+    return base.AttackOutput(delta=delta, loss=loss, counts=base.one_norm_counts(x))
 
 
 def mim(model, x, y, threat: ThreatModel, *, seed=0, decay: float = 1.0,
         training: bool = False, jit_compile: bool = False,
-        loss_fn=base.cross_entropy, stop_when_fooled: bool = True) -> tf.Tensor:
+        loss_fn=cross_entropy, stop_when_fooled: bool = True) -> tf.Tensor:
     """MIM attack; returns adversarial images in [0, 1] within the l_inf ball. An example
     stops at the first iterate that fools the model (`stop_when_fooled`; False: every
     example takes all `threat.steps` steps and the last iterate counts)."""

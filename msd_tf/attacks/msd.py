@@ -10,6 +10,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import fold
 from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
@@ -17,7 +18,7 @@ from msd_tf.threats import ThreatModel
 
 def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
               seed: tf.Tensor, *, steps: int | None = None, training: bool = False,
-              loss_fn=base.cross_entropy) -> base.AttackOutput:
+              loss_fn=cross_entropy) -> base.AttackOutput:
     """Graph-level MSD.
 
     delta_0 = 0. Every iteration computes ONE gradient at delta_t, forms one
@@ -86,7 +87,7 @@ def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
 
 def msd(model, x, y, threats: Sequence[ThreatModel], *, steps: int | None = None,
         seed=0, training: bool = False, jit_compile: bool = False,
-        loss_fn=base.cross_entropy) -> tf.Tensor:
+        loss_fn=cross_entropy) -> tf.Tensor:
     """MSD attack on the union of `threats`; returns adversarial images.
 
     Compiled once per model, settings and input shape; deterministic for `seed`.

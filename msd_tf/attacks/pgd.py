@@ -9,13 +9,14 @@ References:
 import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
 from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 
 
 def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor,
-              *, training: bool = False, loss_fn=base.cross_entropy,
+              *, training: bool = False, loss_fn=cross_entropy,
               stop_when_fooled: bool = True, compact: bool = False) -> base.AttackOutput:
     """Graph-level PGD: `threat.restarts` runs of `threat.steps` iterations.
 
@@ -72,12 +73,11 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
     best_delta, best_loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training,
                                               loss_fn)
     return base.AttackOutput(delta=best_delta, loss=best_loss,
-                             choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+                             counts=base.one_norm_counts(x))
 
 
 def pgd(model, x, y, threat: ThreatModel, *, seed=0, training: bool = False,
-        jit_compile: bool = False, loss_fn=base.cross_entropy) -> tf.Tensor:
+        jit_compile: bool = False, loss_fn=cross_entropy) -> tf.Tensor:
     """PGD in one l_p ball; returns adversarial images `x + delta`.
 
     Compiled once per model, threat and input shape (`tf.function`, optionally

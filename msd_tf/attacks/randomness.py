@@ -4,12 +4,10 @@ function of its seed (and a resumed run draws the same numbers)."""
 import tensorflow as tf
 
 from msd_tf import norms, projections
+from msd_tf.seeding import INIT_STREAM, K_STREAM
 from msd_tf.threats import ThreatModel
 
-# fold_in stream tags, so that random starts, k draws and restarts never share
-# random numbers.
-INIT_STREAM = 1_000_003
-K_STREAM = 2_000_003
+__all__ = ["INIT_STREAM", "K_STREAM", "as_seed", "draw_k", "fold", "random_in_ball"]
 
 
 def as_seed(seed) -> tf.Tensor:

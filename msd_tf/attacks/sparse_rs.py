@@ -24,8 +24,9 @@ import numpy as np
 import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
+from msd_tf.attacks.losses import margin
 from msd_tf.attacks.randomness import INIT_STREAM, fold
-from msd_tf.attacks.square import margin, schedule_fraction
+from msd_tf.attacks.square import schedule_fraction
 from msd_tf.threats import ThreatModel
 
 
@@ -112,8 +113,7 @@ def sparse_rs_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed
         return -margin(logits, yy)
 
     delta, loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training, neg_margin)
-    return base.AttackOutput(delta=delta, loss=-loss, choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+    return base.AttackOutput(delta=delta, loss=-loss, counts=base.one_norm_counts(x))
 
 
 def sparse_rs(model, x, y, threat: ThreatModel, *, n_queries: int = 5000,

@@ -37,19 +37,11 @@ import tensorflow as tf
 
 from msd_tf import norms, projections
 from msd_tf.attacks import base, compiled
+from msd_tf.attacks.losses import margin
 from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of every 10,000 queries
-
-
-def margin(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-    """z_y - max_{j != y} z_j per example (`[B]`); <= 0 means misclassified."""
-    logits = tf.cast(logits, tf.float32)
-    y = tf.cast(y, tf.int32)
-    z_y = tf.gather(logits, y, axis=1, batch_dims=1)
-    others = tf.where(tf.one_hot(y, tf.shape(logits)[1]) > 0, -np.inf, logits)
-    return z_y - tf.reduce_max(others, axis=1)
 
 
 def _eta(s: int) -> np.ndarray:
@@ -255,8 +247,7 @@ def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: t
         return -margin(logits, yy)
 
     delta, loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training, neg_margin)
-    return base.AttackOutput(delta=delta, loss=-loss, choice=tf.zeros([batch], tf.int32),
-                             counts=tf.ones([1], tf.float32) * tf.cast(batch, tf.float32))
+    return base.AttackOutput(delta=delta, loss=-loss, counts=base.one_norm_counts(x))
 
 
 def square(model, x, y, threat: ThreatModel, *, n_queries: int = 5000, p_init: float = 0.8,

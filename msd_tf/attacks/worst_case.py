@@ -10,6 +10,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.pgd import pgd_delta
 from msd_tf.attacks.randomness import fold
 from msd_tf.threats import ThreatModel
@@ -17,7 +18,7 @@ from msd_tf.threats import ThreatModel
 
 def worst_case_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
                      seed: tf.Tensor, *, training: bool = False,
-                     loss_fn=base.cross_entropy) -> base.AttackOutput:
+                     loss_fn=cross_entropy) -> base.AttackOutput:
     """Runs `pgd_delta` for every threat and keeps, per example, the highest loss.
 
     Ties go to the earlier threat. `counts[i]` = examples whose delta came from
@@ -39,7 +40,7 @@ def worst_case_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[Threat
 
 def worst_case(model, x, y, threats: Sequence[ThreatModel], *, seed=0,
                training: bool = False, jit_compile: bool = False,
-               loss_fn=base.cross_entropy) -> tf.Tensor:
+               loss_fn=cross_entropy) -> tf.Tensor:
     """MAX attack: each PGD separately, per-example highest loss; returns `x_adv`."""
     threats = tuple(threats)
 

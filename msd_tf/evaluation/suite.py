@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from msd_tf import seeding
 from msd_tf import threats as threats_lib
 from msd_tf.attacks import ATTACKS
 from msd_tf.evaluation import foolbox_compat
@@ -171,7 +172,7 @@ def _fb_model(logits_fn):
 def _seed_globals(seed: int, restart: int) -> None:
     """Seeds the global generators foolbox draws from (TensorFlow's: `ep.uniform`,
     `ep.normal`; NumPy's: Pointwise's permutations) for one restart."""
-    s = (int(seed) * 1_000_003 + int(restart)) % (2**31 - 1)
+    s = seeding.pack(seed, restart) % (2**31 - 1)
     tf.random.set_seed(s)
     np.random.seed(s)
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from msd_tf.attacks import apgd, dlr_loss, pgd
+from msd_tf.attacks import apgd, pgd
 from msd_tf.attacks.apgd import _checkpoints, apgd_delta
+from msd_tf.attacks.losses import dlr
 from msd_tf.attacks.randomness import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, linear_loss, linear_problem, norms_of, small_cnn
@@ -42,14 +43,14 @@ def test_checkpoint_schedule_matches_the_paper():
     assert np.flatnonzero(_checkpoints(100)).tolist() == [21, 40, 56, 69, 79, 86, 92, 98]
 
 
-def test_dlr_loss_by_hand():
+def test_dlr_by_hand():
     z = tf.constant([[5.0, 3.0, 1.0, 0.0], [1.0, 4.0, 2.0, 0.5]])
     y = tf.constant([0, 0])
     # Untargeted: -(z_y - max_other) / (z1 - z3).
-    np.testing.assert_allclose(dlr_loss(z, y).numpy(), [-(5 - 3) / (5 - 1), -(1 - 4) / (4 - 1)],
+    np.testing.assert_allclose(dlr(z, y).numpy(), [-(5 - 3) / (5 - 1), -(1 - 4) / (4 - 1)],
                                rtol=1e-6)
     # Targeted at class 2: -(z_y - z_t) / (z1 - (z3 + z4) / 2).
-    np.testing.assert_allclose(dlr_loss(z, y, tf.constant([2, 2])).numpy(),
+    np.testing.assert_allclose(dlr(z, y, tf.constant([2, 2])).numpy(),
                                [-(5 - 1) / (5 - 0.5), -(1 - 2) / (4 - 0.75)], rtol=1e-6)
 
 

@@ -3,6 +3,7 @@ import tensorflow as tf
 
 from msd_tf import threats
 from msd_tf.attacks import base, msd, msd_delta
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import as_seed, draw_k, fold
 from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
@@ -20,7 +21,7 @@ def _reference_msd(model, x, y, threat_list, steps, seed):
     for t in range(steps):
         d = tf.constant(delta)
         loss, _, grad = base.loss_and_grad(model, tf.constant(x), d, tf.constant(y),
-                                           training=False, loss_fn=base.cross_entropy)
+                                           training=False, loss_fn=cross_entropy)
         loss = loss.numpy()
         it_seed = fold(as_seed(seed), t)
         cands = [projected_step(tf.constant(x), d, grad, th, it_seed).numpy()
@@ -29,7 +30,7 @@ def _reference_msd(model, x, y, threat_list, steps, seed):
         for b in range(len(x)):
             if loss[b] > best_loss[b]:
                 best[b], best_loss[b] = delta[b], loss[b]
-            scores = [float(base.cross_entropy(model(x[b:b + 1] + c[b:b + 1]), y[b:b + 1])[0])
+            scores = [float(cross_entropy(model(x[b:b + 1] + c[b:b + 1]), y[b:b + 1])[0])
                       for c in cands]
             i = int(np.argmax(scores))  # first maximum: ties go to the earlier norm
             new[b] = cands[i][b]
@@ -54,8 +55,8 @@ def test_msd_loss_at_least_zero_perturbation_and_in_some_ball():
     x, y = digits(24, seed=3)
     mnist_threats, _ = threats.MSD_TRAIN["mnist"]
     x_adv = msd(model, x, y, mnist_threats, steps=15, seed=1).numpy()
-    clean = base.cross_entropy(model(x), y).numpy()
-    adv = base.cross_entropy(model(x_adv), y).numpy()
+    clean = cross_entropy(model(x), y).numpy()
+    adv = cross_entropy(model(x_adv), y).numpy()
     assert np.all(adv >= clean - 1e-5)
     assert np.mean(adv > clean + 1e-3) > 0.9
     assert x_adv.min() >= 0 and x_adv.max() <= 1
@@ -78,7 +79,7 @@ def test_msd_with_one_ball_returns_the_best_iterate_of_pgd_without_freezing():
     t = ThreatModel("l2", 2.0, 2.0, 5)
     m = msd_delta(model, xt, yt, (t,), as_seed(0))
     deltas = [np.zeros_like(x)]
-    losses = [base.cross_entropy(model(x), y).numpy()]
+    losses = [cross_entropy(model(x), y).numpy()]
     for k in range(1, t.steps + 1):
         p = pgd_delta(model, xt, yt, t.replace(steps=k), as_seed(0), stop_when_fooled=False)
         deltas.append(p.delta.numpy())

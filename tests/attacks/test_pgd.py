@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from msd_tf.attacks import base, compiled, pgd, pgd_delta
+from msd_tf.attacks import compiled, pgd, pgd_delta
+from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import as_seed, random_in_ball
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, linear_loss, linear_problem, norms_of, small_cnn
@@ -110,7 +111,7 @@ def test_eager_and_compiled_agree_and_trace_once():
     pgd(model, x[:3], y[:3], threat, seed=3)
     pgd(model, x[:1], y[:1], threat, seed=4)
     fn = compiled.function_for(model, pgd_delta, threat, tf.constant(x), tf.constant(y),
-                               jit_compile=False, training=False, loss_fn=base.cross_entropy,
+                               jit_compile=False, training=False, loss_fn=cross_entropy,
                                compact=True)
     assert fn.experimental_get_tracing_count() == 1
 
