@@ -13,29 +13,7 @@ import os
 
 from absl import app, logging
 
-from msd_tf import cli, machine
-
-
-def configure_process(config) -> None:
-    """Process-wide TensorFlow settings of a run: determinism, threads, seeds, and the
-    Keras dtype policy (`--precision`).
-
-    Measured on the 2-core CPU (2026-11-27): without these, two identical 60-step MSD
-    runs differed by 5e-3 in the weights (concurrent ops reorder float sums, and the
-    attacks' sign / top-k / argmax amplify it); with them, 3 of 3 MNIST pairs and a
-    PreAct ResNet-18 pair were bit-identical with oneDNN's kernels on, at no measurable
-    cost (28 s vs 27 s for 40 steps; switching oneDNN off, as before, took 48 s).
-    """
-    import keras
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("WARNING")  # TF's INFO lines would bury our messages
-    machine.warn_if_onednn_off()
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    keras.utils.set_random_seed(config.seed)
-    keras.mixed_precision.set_global_policy(config.precision)
+from msd_tf import cli
 
 
 def main(argv):
@@ -52,7 +30,8 @@ def main(argv):
     except ValueError as e:
         cli.fail(str(e))
     logging.info("Training configuration:\n%s", config.to_json())
-    configure_process(config)
+    cli.configure_process(deterministic=config.deterministic, seed=config.seed,
+                          precision=config.precision)
     try:
         summary = experiment.train(config, make_strategy(config.strategy))
     except (data.DataError, experiment.RunError) as e:

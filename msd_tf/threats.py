@@ -11,6 +11,7 @@ from typing import Literal
 Norm = Literal["linf", "l2", "l1"]
 NORMS: tuple[str, ...] = ("linf", "l2", "l1")
 K_RANGE = (5, 20)  # the l_1 step's k is drawn from [k1, k2] (appendix A.1)
+QUERIES = 5000  # query budget of Square (AutoAttack's standard version) and Sparse-RS
 L1_GAP = 0.05  # the A.2 restriction's distance from the box faces
 L1_PROJECTIONS = ("clip_then_project", "exact")
 

@@ -105,7 +105,7 @@ def _verified(model, x, y, x_adv, norm: str, eps: float) -> np.ndarray:
 
 def _ours(folder: str, model_name: str | None, n: int) -> dict:
     """norm -> [N] robust flags of an msd_tf.evaluate output folder."""
-    from msd_tf.evaluation import report
+    from msd_tf.evaluation import aggregate
 
     with open(os.path.join(folder, "results.json")) as f:
         results = json.load(f)
@@ -117,7 +117,7 @@ def _ours(folder: str, model_name: str | None, n: int) -> dict:
     with np.load(os.path.join(folder, f"per_example_{name}.npz")) as f:
         per = {k: f[k] for k in f.files}
     clean = per["clean"][:n]
-    broken = report.broken_per_norm(per, results["suite"])
+    broken = aggregate.broken_per_norm(per, results["suite"])
     return {norm: clean & ~broken.get(norm, np.zeros(len(clean), bool))[:n]
             for norm in NORMS}
 

@@ -83,7 +83,8 @@ def test_cross_field_rules_name_the_field():
 
 @pytest.mark.parametrize("path", EVAL_FILES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_evaluation_flagfile_builds_its_suite(path):
-    from msd_tf import evaluate
+    from msd_tf import evaluate  # noqa: F401 - defines the evaluation flags
+    from msd_tf.evaluation import pipeline
 
     text = path.read_text()
     assert text.startswith("#") and len(text.splitlines()) <= 30
@@ -95,7 +96,7 @@ def test_evaluation_flagfile_builds_its_suite(path):
         return
     eps = {n: getattr(f, f"eval_{n}_eps") for n in ("linf", "l2", "l1")
            if getattr(f, f"eval_{n}_eps") is not None}
-    specs = evaluate.build_suite(f.dataset, f.attacks, restarts=f.restarts,
+    specs = pipeline.build_suite(f.dataset, f.attacks, restarts=f.restarts,
                                  suite_name=f.suite, budget=f.budget, eps=eps)
     assert len(specs) == 15 and all(s.restarts in (1, 10) for s in specs)
     if "tb19" in str(path):

@@ -27,7 +27,7 @@ from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import margin
 from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.attacks.square import schedule_fraction
-from msd_tf.threats import ThreatModel
+from msd_tf.threats import QUERIES, ThreatModel
 
 
 def _vertices(seed, shape) -> tf.Tensor:
@@ -35,7 +35,7 @@ def _vertices(seed, shape) -> tf.Tensor:
 
 
 def sparse_rs_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor,
-                    *, n_queries: int = 5000, alpha_init: float = 0.3,
+                    *, n_queries: int = QUERIES, alpha_init: float = 0.3,
                     training: bool = False) -> base.AttackOutput:
     """Graph-level Sparse-RS in the l_1 ball of `threat` (`threat.restarts` runs).
 
@@ -116,7 +116,7 @@ def sparse_rs_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed
     return base.AttackOutput(delta=delta, loss=-loss, counts=base.one_norm_counts(x))
 
 
-def sparse_rs(model, x, y, threat: ThreatModel, *, n_queries: int = 5000,
+def sparse_rs(model, x, y, threat: ThreatModel, *, n_queries: int = QUERIES,
               alpha_init: float = 0.3, seed=0, training: bool = False,
               jit_compile: bool = False) -> tf.Tensor:
     """Sparse-RS in the l_1 ball (no gradients); returns adversarial images in the ball

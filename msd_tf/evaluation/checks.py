@@ -59,9 +59,15 @@ def verify(logits_fn, x, y, x_adv, found, *, norm: str):
     return sound, np.where(sound, n, np.inf), found & ~sound
 
 
+def within(norms, eps: float):
+    """The one rule for "inside the radius": `norms <= eps * (1 + RTOL)` (arrays or
+    scalars). Every count of broken examples, curve and plot title goes through it."""
+    return norms <= eps * (1 + RTOL)
+
+
 def broken_at(sound: np.ndarray, norms: np.ndarray, eps: float) -> np.ndarray:
-    """Examples with a sound adversarial example of norm <= eps (relative tolerance)."""
-    return sound & (norms <= eps * (1 + RTOL))
+    """Examples with a sound adversarial example of norm <= eps (`within`)."""
+    return sound & within(norms, eps)
 
 
 def sanity_warnings(logits_fn, x: np.ndarray, y: np.ndarray) -> list[str]:

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from msd_tf import machine, paper
-from msd_tf.evaluation.checks import RTOL
+from msd_tf.evaluation.aggregate import broken_in
 from msd_tf.threats import NORMS
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "all"}
@@ -19,11 +19,6 @@ HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "all
 
 def _pct(v):
     return None if v is None else round(100.0 * v, 1)
-
-
-def _broken(per_example, spec: dict) -> np.ndarray:
-    sound = per_example[f"{spec['name']}/sound"]
-    return sound & (per_example[f"{spec['name']}/norm"] <= spec["eps"] * (1 + RTOL))
 
 
 def _slow_only(out: str, model: str, specs: list[dict], slow_specs: list[dict]) -> dict:
@@ -39,10 +34,10 @@ def _slow_only(out: str, model: str, specs: list[dict], slow_specs: list[dict]) 
         only = np.zeros(len(slow["clean"]), bool)
         for s in specs:
             if norm in ("all", s["norm"]):
-                others |= _broken(fast, s)
+                others |= broken_in(fast, s)
         for s in slow_specs:
             if norm in ("all", s["norm"]):
-                only |= _broken(slow, s)
+                only |= broken_in(slow, s)
         if any(norm in ("all", s["norm"]) for s in slow_specs):
             result[norm] = _pct(float(np.mean(slow["clean"] & only & ~others)))
     return result

@@ -121,7 +121,7 @@ AUTOATTACK_STANDARD = {"linf": (1, 9), "l2": (1, 9), "l1": (5, 5)}
 
 
 def autoattack_suite(dataset: str, *, eps: dict | None = None, budget: str = "paper",
-                     apgd_steps: int = 100, queries: int = 5000) -> list[AttackSpec]:
+                     apgd_steps: int = 100, queries: int = threats_lib.QUERIES) -> list[AttackSpec]:
     """`--suite=autoattack`: AutoAttack's standard version per norm, each attack on the
     examples still robust to those before it in its norm: APGD-CE (1 restart; l_1: 5)
     and APGD-T (9 target classes; l_1: 5), `apgd_steps` iterations each, then Square
@@ -146,7 +146,7 @@ def autoattack_suite(dataset: str, *, eps: dict | None = None, budget: str = "pa
 
 def strong_additions(dataset: str, *, restarts: int = 10, eps: dict | None = None,
                      budget: str = "paper", apgd_steps: int = 100,
-                     queries: int = 5000) -> list[AttackSpec]:
+                     queries: int = threats_lib.QUERIES) -> list[AttackSpec]:
     """What `--suite=strong` adds to the paper's attacks: `autoattack_suite` with
     APGD-CE's restarts raised to `restarts` where that is more, and Sparse-RS (Croce et
     al. 2022; `queries` queries) after Square for l_1. Every attack runs on the
@@ -204,7 +204,7 @@ def _ours(name: str):
 
     def run(spec, logits_fn, x, y, seed, jit_compile=False):
         if name not in ("apgd_ce", "apgd_t"):
-            budget = {"n_queries": spec.steps or 5000} if attack.queries else {}
+            budget = {"n_queries": spec.steps or threats_lib.QUERIES} if attack.queries else {}
             x_adv = attack.fn(logits_fn, x, y, threat_of(spec, spec.restarts), seed=seed,
                               jit_compile=jit_compile, **budget).numpy()
             return x_adv, predict(logits_fn, x_adv) != y
@@ -319,6 +319,13 @@ class Kind:
     minimizes: bool = False
 
 
+def _fb_kind(label: str, make: Callable, *, minimizes: bool, needs_start: bool = False):
+    """A foolbox kind; `minimizes` is said once, for both how restarts combine
+    (`_foolbox`) and what the results mean (`Kind.minimizes`: curves, pruning)."""
+    return Kind(f"{label} (foolbox)", _foolbox(make, minimizes=minimizes,
+                                               needs_start=needs_start), minimizes=minimizes)
+
+
 # foolbox 3 draws one Boundary candidate per step: the paper's "25 trials per
 # iteration" (foolbox 2) is approximated by 25x as many steps (the suite's 25 * 200).
 KINDS = {
@@ -328,32 +335,24 @@ KINDS = {
     "apgd_t": Kind("APGD-T (ours)", _ours("apgd_t")),
     "square": Kind("Square (ours)", _ours("square")),
     "sparse_rs": Kind("Sparse-RS (ours)", _ours("sparse_rs")),
-    "fgsm": Kind("FGSM (foolbox)", _foolbox(
-        lambda fb, s, r: fb.attacks.LinfFastGradientAttack(random_start=r > 0),
-        minimizes=False)),
-    "fb_pgd": Kind("PGD (foolbox)", _foolbox(
-        lambda fb, s, r: (fb.attacks.LinfPGD if s.norm == "linf" else fb.attacks.L2PGD)(
-            steps=s.steps or 40, random_start=True), minimizes=False)),
+    "fgsm": _fb_kind("FGSM", lambda fb, s, r: fb.attacks.LinfFastGradientAttack(
+        random_start=r > 0), minimizes=False),
+    "fb_pgd": _fb_kind("PGD", lambda fb, s, r: (
+        fb.attacks.LinfPGD if s.norm == "linf" else fb.attacks.L2PGD)(
+            steps=s.steps or 40, random_start=True), minimizes=False),
     "gaussian": Kind("Gaussian noise (foolbox)", _gaussian, minimizes=True),
-    "boundary": Kind("Boundary (foolbox)", _foolbox(
-        lambda fb, s, r: fb.attacks.BoundaryAttack(steps=s.steps or 5000), minimizes=True,
-        needs_start=True), minimizes=True),
-    "deepfool": Kind("DeepFool (foolbox)", _foolbox(
-        lambda fb, s, r: fb.attacks.L2DeepFoolAttack(steps=s.steps or 50), minimizes=True),
-        minimizes=True),
-    "pointwise": Kind("Pointwise (foolbox)", _foolbox(
-        lambda fb, s, r: foolbox_compat.pointwise_attack(s.norm), minimizes=True,
-        needs_start=True), minimizes=True),
-    "ddn": Kind("DDN (foolbox)", _foolbox(
-        lambda fb, s, r: fb.attacks.DDNAttack(steps=s.steps or 100), minimizes=True),
-        minimizes=True),
-    "cw": Kind("C&W L2 (foolbox)", _foolbox(
-        lambda fb, s, r: fb.attacks.L2CarliniWagnerAttack(binary_search_steps=5,
-                                                          steps=s.steps or 1000),
-        minimizes=True), minimizes=True),
-    "salt_pepper": Kind("Salt & Pepper (foolbox)", _foolbox(
-        lambda fb, s, r: fb.attacks.SaltAndPepperNoiseAttack(steps=s.steps or 1000),
-        minimizes=True), minimizes=True),
+    "boundary": _fb_kind("Boundary", lambda fb, s, r: fb.attacks.BoundaryAttack(
+        steps=s.steps or 5000), minimizes=True, needs_start=True),
+    "deepfool": _fb_kind("DeepFool", lambda fb, s, r: fb.attacks.L2DeepFoolAttack(
+        steps=s.steps or 50), minimizes=True),
+    "pointwise": _fb_kind("Pointwise", lambda fb, s, r: foolbox_compat.pointwise_attack(
+        s.norm), minimizes=True, needs_start=True),
+    "ddn": _fb_kind("DDN", lambda fb, s, r: fb.attacks.DDNAttack(steps=s.steps or 100),
+                    minimizes=True),
+    "cw": _fb_kind("C&W L2", lambda fb, s, r: fb.attacks.L2CarliniWagnerAttack(
+        binary_search_steps=5, steps=s.steps or 1000), minimizes=True),
+    "salt_pepper": _fb_kind("Salt & Pepper", lambda fb, s, r: fb.attacks.SaltAndPepperNoiseAttack(
+        steps=s.steps or 1000), minimizes=True),
 }
 
 

@@ -109,11 +109,11 @@ def test_killed_and_resumed_evaluation_equals_the_uninterrupted_one(models, tmp_
 
 
 def _in_process(model_path, out, *, split="test[:24]", data_dir=None, on_compute=None):
-    from msd_tf import evaluate
+    from msd_tf.evaluation import pipeline
 
-    specs = evaluate.build_suite("mnist", ["pgd_linf", "fgsm", "ddn"], restarts=1,
+    specs = pipeline.build_suite("mnist", ["pgd_linf", "fgsm", "ddn"], restarts=1,
                                  suite_name="paper", budget="fast", eps={})
-    return evaluate.evaluate([str(model_path)], dataset="mnist",
+    return pipeline.evaluate([str(model_path)], dataset="mnist",
                              data_dir=str(data_dir or SHARED_MNIST), split=split,
                              num_examples=24, output_dir=str(out), specs=specs,
                              batch_size=12, verbose=False, on_compute=on_compute)
@@ -151,22 +151,21 @@ def test_strong_pruning_keeps_every_flag_of_the_unpruned_suite(models, tmp_path)
     # of every attack on every example; without curves no curves.png; profile.json.
     import numpy as np
 
-    from msd_tf import evaluate
-    from msd_tf.evaluation import checks
+    from msd_tf.evaluation import checks, pipeline
 
     # Attacks without random draws (a subset would draw other numbers than the batch).
     names = ["pgd_linf", "fgsm", "pgd_l2", "ddn", "deepfool"]
     common = dict(dataset="mnist", data_dir=str(SHARED_MNIST), split="test[:24]",
                   num_examples=24, batch_size=12, verbose=False)
-    full = evaluate.build_suite("mnist", names, restarts=1, suite_name="paper",
+    full = pipeline.build_suite("mnist", names, restarts=1, suite_name="paper",
                                 budget="fast", eps={})
-    lean = evaluate.build_suite("mnist", names, restarts=1, suite_name="strong",
+    lean = pipeline.build_suite("mnist", names, restarts=1, suite_name="strong",
                                 budget="fast", eps={}, curves=False)
     assert sum(s.only_robust for s in lean) == len(names)
     flags = {}
     for tag, specs, curves in (("full", full, True), ("lean", lean, False)):
         out = tmp_path / tag
-        evaluate.evaluate([str(models[1])], output_dir=str(out), specs=specs,
+        pipeline.evaluate([str(models[1])], output_dir=str(out), specs=specs,
                           draw_curves=curves, **common)
         per = np.load(out / "per_example_m1.npz")
         flags[tag] = {n: np.any([checks.broken_at(per[f"{s.name}/sound"], per[f"{s.name}/norm"],

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from msd_tf.evaluation import checks, report
+from msd_tf.evaluation import aggregate, checks, report
 from msd_tf.evaluation.suite import AttackSpec
 
 
@@ -23,7 +23,7 @@ def test_aggregation_is_a_per_example_worst_case_on_a_hand_made_table():
         _rec("ddn", "ddn", "l2", 2.0, [0, 0, 0, 1, 0, 0], [0, 0, 0, 2.5, 0, 0]),
         _rec("pgd_l1", "pgd", "l1", 10.0, [0, 0, 0, 0, 0, 0], [0] * 6),
     ])
-    s = report.aggregate(clean, records)
+    s = aggregate.aggregate(clean, records)
     assert s["clean"] == pytest.approx(5 / 6)
     # Per attack: accuracy = clean and not broken.
     assert s["attacks"]["pgd_linf"]["acc"] == pytest.approx(4 / 6)
@@ -46,12 +46,12 @@ def test_accuracy_from_minimal_norms_equals_direct_threshold_counting():
         _rec("cw_l2", "cw", "l2", 2.0, [1, 0, 1, 0, 0], [0.7, 0, 1.5, 0, 0]),
     ])
     radii = [0.0, 0.5, 0.9, 1.0, 1.5, 2.0, 5.0]
-    got = report.accuracy_at_radii(clean, records, "l2", radii)
+    got = aggregate.accuracy_at_radii(clean, records, "l2", radii)
     # Smallest norms per example: 0.5, 1.0, 1.5, inf (and example 4 misclassified).
     want = [4 / 5, 3 / 5, 3 / 5, 2 / 5, 1 / 5, 1 / 5, 1 / 5]
     np.testing.assert_allclose(got, want)
     # At the radius, the curve agrees with the threat model's aggregated accuracy.
-    assert got[5] == pytest.approx(report.aggregate(clean, records)["norms"]["l2"]["acc"])
+    assert got[5] == pytest.approx(aggregate.aggregate(clean, records)["norms"]["l2"]["acc"])
 
 
 def test_soundness_check_rejects_planted_bad_results():
@@ -85,7 +85,7 @@ def test_soundness_check_rejects_planted_bad_results():
 def test_reports_are_written(tmp_path):
     clean = np.array([1, 1, 0], bool)
     records = dict([_rec("pgd_linf", "pgd", "linf", 0.3, [1, 0, 0], [0.3, 0, 0])])
-    s = report.aggregate(clean, records)
+    s = aggregate.aggregate(clean, records)
     paths = report.write_reports({"a": s, "b": s}, str(tmp_path))
     md = open(paths["md"]).read()
     assert "| attack (threat model, radius) | a | b |" in md and "eps=0.3" in md
@@ -101,7 +101,7 @@ def test_strong_suite_reports_what_only_the_added_attacks_break(tmp_path):
         _rec("pgd_l2", "pgd", "l2", 2.0, [0, 0, 1, 0], [0, 0, 1, 0]),
         _rec("apgd_ce_l2", "apgd_ce", "l2", 2.0, [0, 1, 0, 0], [0, 1, 0, 0]),
     ])
-    s = report.aggregate(clean, records)
+    s = aggregate.aggregate(clean, records)
     # linf: example 1 is broken only by APGD-T; l2: example 1 only by APGD-CE; over all
     # attacks, example 1 is broken by APGD only, example 0 and 2 by paper attacks.
     assert s["broken_only_by_added"] == {"linf": 0.25, "l2": 0.25, "all": 0.25}
@@ -119,12 +119,12 @@ def test_curves_draw_only_measured_values(tmp_path):
         _rec("pgd_l2", "pgd", "l2", 2.0, [0, 0, 1, 0], [0, 0, 0.5, 0]),
         _rec("ddn", "ddn", "l2", 2.0, [0, 1, 0, 0], [0, 1.0, 0, 0]),
     ])
-    s = report.aggregate(clean, records)
+    s = aggregate.aggregate(clean, records)
     curves = {}
     for norm, info in s["norms"].items():
         radii = np.linspace(0, 2 * info["eps"], 5)
         curves[norm] = {"radii": radii, "eps": info["eps"], "models": {"m": {
-            "curve": report.accuracy_at_radii(clean, records, norm, radii,
+            "curve": aggregate.accuracy_at_radii(clean, records, norm, radii,
                                               minimization_only=True),
             "at_eps": info["acc"]}}}
     drawn = report.plot_curves(curves, str(tmp_path / "curves.png"))
@@ -149,7 +149,7 @@ def test_example_titles_mark_examples_beyond_the_radius():
 
 def test_warnings_open_the_report(tmp_path):
     clean = np.array([1, 0], bool)
-    s = report.aggregate(clean, dict([_rec("pgd_linf", "pgd", "linf", 0.3, [0, 0], [0, 0])]))
+    s = aggregate.aggregate(clean, dict([_rec("pgd_linf", "pgd", "linf", 0.3, [0, 0], [0, 0])]))
     md = open(report.write_reports(
         {"a": s, "b": s}, str(tmp_path),
         extra={"warnings": {"a": ["outputs look like probabilities"], "b": []}})["md"]).read()
@@ -162,5 +162,5 @@ def test_autoattack_alone_reports_no_paper_comparison():
     # rows would read as clean minus robust accuracy (they did, 74.2% for l_inf).
     clean = np.array([1, 1, 1, 1], bool)
     records = dict([_rec("apgd_t_linf", "apgd_t", "linf", 0.3, [1, 1, 0, 0], [0.3, 0.3, 0, 0])])
-    s = report.aggregate(clean, records)
+    s = aggregate.aggregate(clean, records)
     assert "broken_only_by_added" not in s and s["norms"]["linf"]["acc"] == 0.5

@@ -141,7 +141,7 @@ def test_minimal_norm_attack_agrees_with_a_fixed_radius_run_on_a_known_case():
 
 
 def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
-    from msd_tf.evaluation import report, runner
+    from msd_tf.evaluation import aggregate, runner
 
     model, x, y = trained
     x, y = x[:40], y[:40]
@@ -155,13 +155,13 @@ def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
         "m", "fingerprint", lambda v: model(v, training=False), x, y, specs,
         output_dir=str(tmp_path), batch_size=20, verbose=False,
         on_compute=lambda a, b: computed.append((a, b)))
-    fgsm, apgd_ce, sq = (report.broken(records[n]) for n in ("fgsm", "apgd_ce_linf",
+    fgsm, apgd_ce, sq = (aggregate.broken(records[n]) for n in ("fgsm", "apgd_ce_linf",
                                                                 "square_linf"))
     assert fgsm.any() and (apgd_ce & ~fgsm).any()  # both break something
     # Examples FGSM broke were never attacked again; APGD's were skipped by Square.
     assert not (records["apgd_ce_linf"]["sound"] & fgsm).any()
     assert not (records["square_linf"]["sound"] & (fgsm | apgd_ce)).any()
-    s = report.aggregate(clean, records)
+    s = aggregate.aggregate(clean, records)
     # Per-attack rows of added attacks are cumulative; the norm's row is the union.
     assert s["attacks"]["apgd_ce_linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce))
     assert s["norms"]["linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce & ~sq))
@@ -175,7 +175,7 @@ def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
 
 
 def test_attack_selection_keeps_the_given_order_and_applies_overrides():
-    from msd_tf.evaluate import EvalError, build_suite
+    from msd_tf.evaluation.pipeline import EvalError, build_suite
 
     specs = build_suite("mnist", ["cw_l2", "pgd_linf", "boundary"], restarts=1,
                         suite_name="paper", budget="paper", eps={}, only_robust=["cw_l2"],
@@ -191,7 +191,7 @@ def test_attack_selection_keeps_the_given_order_and_applies_overrides():
 def test_strong_suite_runs_fixed_radius_attacks_on_what_is_still_robust():
     # A fixed-radius attack cannot change the flag of an example already broken at eps;
     # minimization attacks give the curves and see every clean example.
-    from msd_tf.evaluate import build_suite
+    from msd_tf.evaluation.pipeline import build_suite
 
     specs = build_suite("mnist", None, restarts=1, suite_name="strong", budget="paper", eps={})
     paper = {s.name: s for s in specs[:len(suite.paper_suite("mnist"))]}
@@ -210,7 +210,7 @@ def test_strong_suite_runs_fixed_radius_attacks_on_what_is_still_robust():
 def test_prune_with_skips_what_an_earlier_evaluation_broke(trained, tmp_path):
     import dataclasses
 
-    from msd_tf import evaluate
+    from msd_tf.evaluation import pipeline
 
     model, x, y = trained
     path = str(tmp_path / "m" / "saved_model")
@@ -220,11 +220,11 @@ def test_prune_with_skips_what_an_earlier_evaluation_broke(trained, tmp_path):
     common = dict(dataset="mnist", data_dir=str(SHARED_MNIST), split="test[:40]",
                   num_examples=40, batch_size=20, verbose=False)
     first = [dataclasses.replace(s, eps=0.1) for s in SPECS if s.name == "fgsm"]
-    evaluate.evaluate([path], output_dir=str(tmp_path / "a"), specs=first, **common)
+    pipeline.evaluate([path], output_dir=str(tmp_path / "a"), specs=first, **common)
     later = [dataclasses.replace(s, eps=0.1, only_robust=True) for s in STRONG
              if s.name == "apgd_ce_linf"]
     computed = []
-    evaluate.evaluate([path], output_dir=str(tmp_path / "b"), specs=later,
+    pipeline.evaluate([path], output_dir=str(tmp_path / "b"), specs=later,
                       prune_with=str(tmp_path / "a"),
                       on_compute=lambda a, b: computed.append(b), **common)
     a = np.load(tmp_path / "a" / "per_example_m.npz")
@@ -234,7 +234,7 @@ def test_prune_with_skips_what_an_earlier_evaluation_broke(trained, tmp_path):
     assert not (b["apgd_ce_linf/sound"] & fgsm_broken).any()  # never attacked again
     np.testing.assert_array_equal(a["example_key"], b["example_key"])
     # Other examples than the earlier evaluation's: refused.
-    with pytest.raises(evaluate.EvalError, match="examples differ"):
-        evaluate.evaluate([path], output_dir=str(tmp_path / "c"), specs=later,
+    with pytest.raises(pipeline.EvalError, match="examples differ"):
+        pipeline.evaluate([path], output_dir=str(tmp_path / "c"), specs=later,
                           prune_with=str(tmp_path / "a"),
                           **dict(common, split="test[40:80]"))
