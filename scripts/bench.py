@@ -56,25 +56,22 @@ def bench_adversaries(args):
 
     rng = np.random.default_rng(0)
     k = args.attack_steps
-    # The paper's MSD training settings (threats.MSD_TRAIN) with k iterations per norm.
-    setups = [(title, build, shape, batch,
-               tuple(t.replace(steps=k) for t in threats.MSD_TRAIN[dataset][0]))
-              for title, build, shape, batch, dataset in (
-                  ("MNIST CNN", mnist_cnn, (28, 28, 1), 100, "mnist"),
-                  ("CIFAR-10 PreAct ResNet-18", preact_resnet18, (32, 32, 3),
-                   args.cifar_batch, "cifar10"))]
+    setups = [("MNIST CNN", mnist_cnn, (28, 28, 1), 100, "mnist"),
+              ("CIFAR-10 PreAct ResNet-18", preact_resnet18, (32, 32, 3), args.cifar_batch,
+               "cifar10")]
     print(f"machine: {machine.describe()}; "
           f"{k} attack iterations per norm (MSD: {k} iterations); median of "
           f"{args.adv_repeats} steps after 2 warm-up steps")
     print("| model (batch) | " + " | ".join(ADVERSARIES) + " |")
     print("|---|" + "---|" * len(ADVERSARIES))
-    for title, build, shape, batch, ths in setups:
+    for title, build, shape, batch, dataset in setups:
         x = tf.constant(rng.uniform(size=(batch, *shape)).astype(np.float32))
         y = tf.constant(rng.integers(0, 10, batch).astype(np.int32))
         cells = []
         for name in ADVERSARIES:
             keras.utils.set_random_seed(0)
-            trainer = AdversarialTrainer(build(), make_adversary(name, ths, msd_steps=k))
+            trainer = AdversarialTrainer(build(), make_adversary(
+                name, threats.paper_training(dataset, name, steps=k), msd_steps=k))
             trainer.compile(optimizer=keras.optimizers.SGD(0.01),
                             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             trainer.optimizer.build(trainer.model.trainable_variables)

@@ -58,8 +58,7 @@ class Budget:
 def _trainer(setup, adversary: str, iterations: int, precision: str, jit: bool, strategy=None):
     title, build, shape, batch, dataset, _ = setup
     keras.mixed_precision.set_global_policy(precision)
-    union, _ = threats.MSD_TRAIN[dataset]
-    union = tuple(t.replace(steps=iterations) for t in union)
+    union = threats.paper_training(dataset, adversary, steps=iterations)  # its flagfile's
     with (strategy or tf.distribute.get_strategy()).scope():
         keras.utils.set_random_seed(0)
         trainer = AdversarialTrainer(build(shape, 10), make_adversary(adversary, union,

@@ -7,6 +7,7 @@ import pytest
 from absl import flags
 
 from msd_tf import flags as msd_flags  # noqa: F401 - defines the flags
+from msd_tf import threats
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALL_FILES = sorted((ROOT / "flags").rglob("*.cfg"))
@@ -50,6 +51,37 @@ def test_paper_settings_reach_the_config():
     assert cm.threats[1].eps == 0.5  # the paper's MSD eps_2, not the reference code's 0.3
     tb = _parse(["--flagfile=flags/tb19/cifar10_msd_wrn.cfg"])
     assert [t.norm for t in tb.threats] == ["linf", "l1"] and tb.model == "wide_resnet"
+
+
+@pytest.mark.parametrize("dataset, adversary", sorted(threats.PAPER_TRAIN))
+def test_paper_flagfile_trains_what_threats_says(dataset, adversary):
+    """flags/<dataset>/<adversary>.cfg and threats.PAPER_TRAIN are one fact written twice:
+    a change to either alone fails here."""
+    c = _parse([f"--flagfile=flags/{dataset}/{adversary}.cfg"])
+    want = threats.PAPER_TRAIN[(dataset, adversary)]
+    assert [t.norm for t in c.threats] == list(want)
+    for t in c.threats:
+        alpha, eps, steps = want[t.norm]
+        assert (t.alpha, t.eps) == (alpha, eps), t.norm
+        assert (c.msd_steps if adversary == "msd" else t.steps) == steps, t.norm
+    # What scripts/bench.py and the device check time is what the flagfile trains.
+    assert [(t.norm, t.eps, t.alpha) for t in threats.paper_training(dataset, adversary)] == \
+        [(t.norm, t.eps, t.alpha) for t in c.threats]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "flags" / "mnist").rglob("*.cfg")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_mnist_flagfiles_train_at_the_paper_radii(path):
+    """Every MNIST training flagfile (paper, small scale, fine-tuning) attacks at the
+    paper's radii: threats.radii, or PAPER_TRAIN's where the paper trains elsewhere
+    (MAX and AVG at l_1 = 12)."""
+    if "eval" in path.name:
+        return
+    c = _parse([f"--flagfile={path.relative_to(ROOT)}"])
+    radii = dict(threats.radii("mnist"))
+    for norm, (_, eps, _) in threats.PAPER_TRAIN.get(("mnist", c.adversary), {}).items():
+        radii[norm] = eps
+    assert {t.norm: t.eps for t in c.threats} == {t.norm: radii[t.norm] for t in c.threats}
 
 
 def test_command_line_overrides_flagfile():
