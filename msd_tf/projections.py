@@ -16,7 +16,7 @@ References:
 
 import tensorflow as tf
 
-from msd_tf import norms
+from msd_tf import shapes
 
 # Guards divisions by a norm that can be zero (a zero perturbation).
 _TINY = 1e-12
@@ -31,15 +31,15 @@ def _per_example(eps, flat: tf.Tensor) -> tf.Tensor:
 def project_linf(delta: tf.Tensor, eps) -> tf.Tensor:
     """Clips every coordinate of `delta` to `[-eps, eps]` (projection onto the l_inf ball)."""
     delta = tf.convert_to_tensor(delta)
-    eps = norms.expand_to_rank(eps, delta)
+    eps = shapes.expand_to_rank(eps, delta)
     return tf.clip_by_value(delta, -eps, eps)
 
 
 def project_l2(delta: tf.Tensor, eps) -> tf.Tensor:
     """Scales each example to l_2 norm at most `eps`: `delta * eps / max(eps, ||delta||_2)`."""
     delta = tf.convert_to_tensor(delta)
-    norm = norms.expand_to_rank(norms.per_example_norm(delta, "l2"), delta)
-    eps = norms.expand_to_rank(eps, delta)
+    norm = shapes.expand_to_rank(shapes.l2_norms(delta), delta)
+    eps = shapes.expand_to_rank(eps, delta)
     return delta * eps / tf.maximum(tf.maximum(eps, norm), _TINY)
 
 
@@ -94,7 +94,7 @@ def project_l1(delta: tf.Tensor, eps, *, k: int = 64) -> tf.Tensor:
       A tensor like `delta`, with ||result_b||_1 <= eps_b.
     """
     shape = tf.shape(delta)
-    flat = norms.flatten(delta)
+    flat = shapes.flatten(delta)
     eps_col = _per_example(eps, flat)
     abs_flat = tf.abs(flat)
     inside = tf.reduce_sum(abs_flat, axis=1, keepdims=True) <= eps_col
@@ -119,13 +119,6 @@ def project_l1(delta: tf.Tensor, eps, *, k: int = 64) -> tf.Tensor:
 def project_box(x: tf.Tensor, delta: tf.Tensor, lo=0.0, hi=1.0) -> tf.Tensor:
     """Clips `delta` so that `x + delta` lies in `[lo, hi]`; returns the new delta."""
     return tf.clip_by_value(x + delta, lo, hi) - x
-
-
-def project(delta: tf.Tensor, norm: norms.Norm, eps) -> tf.Tensor:
-    """Dispatches to `project_linf`, `project_l2` or `project_l1`."""
-    norms.check_norm(norm)
-    fn = {"linf": project_linf, "l2": project_l2, "l1": project_l1}[norm]
-    return fn(delta, eps)
 
 
 def project_l1_box(x: tf.Tensor, delta: tf.Tensor, eps, lo=0.0, hi=1.0,
@@ -158,8 +151,8 @@ def project_l1_box(x: tf.Tensor, delta: tf.Tensor, eps, lo=0.0, hi=1.0,
       keeps it in the box).
     """
     shape = tf.shape(delta)
-    v = norms.flatten(delta)
-    xf = norms.flatten(x)
+    v = shapes.flatten(delta)
+    xf = shapes.flatten(x)
     eps_col = _per_example(eps, v)
     # How far each coordinate may move in the direction of its own sign.
     cap = tf.nn.relu(tf.where(v >= 0, hi - xf, xf - lo))

@@ -11,7 +11,7 @@ References:
 
 import tensorflow as tf
 
-from msd_tf import norms
+from msd_tf import shapes
 
 _TINY = 1e-12
 
@@ -19,14 +19,14 @@ _TINY = 1e-12
 def steepest_step_linf(grad: tf.Tensor, *, alpha) -> tf.Tensor:
     """`alpha * sign(grad)`: gains exactly `alpha * ||grad||_1` to first order."""
     grad = tf.convert_to_tensor(grad)
-    return norms.expand_to_rank(alpha, grad) * tf.sign(grad)
+    return shapes.expand_to_rank(alpha, grad) * tf.sign(grad)
 
 
 def steepest_step_l2(grad: tf.Tensor, *, alpha) -> tf.Tensor:
     """`alpha * grad / ||grad||_2` per example (zero where the gradient is zero)."""
     grad = tf.convert_to_tensor(grad)
-    norm = norms.expand_to_rank(norms.per_example_norm(grad, "l2"), grad)
-    return norms.expand_to_rank(alpha, grad) * grad / tf.maximum(norm, _TINY)
+    norm = shapes.expand_to_rank(shapes.l2_norms(grad), grad)
+    return shapes.expand_to_rank(alpha, grad) * grad / tf.maximum(norm, _TINY)
 
 
 def l1_allowed(grad: tf.Tensor, x_adv: tf.Tensor, *, gap: float = 0.05,
@@ -80,8 +80,8 @@ def steepest_step_l1(grad: tf.Tensor, x_adv: tf.Tensor, *, alpha, k,
         k_max = k
     grad = tf.convert_to_tensor(grad)
     shape = tf.shape(grad)
-    flat = norms.flatten(grad)
-    allowed = norms.flatten(l1_allowed(grad, x_adv, gap=gap, lo=lo, hi=hi))
+    flat = shapes.flatten(grad)
+    allowed = shapes.flatten(l1_allowed(grad, x_adv, gap=gap, lo=lo, hi=hi))
     masked = tf.where(allowed, flat, tf.zeros_like(flat))
     k_max = min(int(k_max), int(flat.shape[1])) if flat.shape[1] else int(k_max)
     _, idx = tf.math.top_k(tf.abs(masked), k=k_max)
@@ -92,6 +92,6 @@ def steepest_step_l1(grad: tf.Tensor, x_adv: tf.Tensor, *, alpha, k,
     indices = tf.stack([rows, tf.reshape(idx, [-1])], axis=1)
     weights = tf.reshape(tf.tile(chosen[None], [batch, 1]), [-1])
     mask = tf.scatter_nd(indices, weights, tf.shape(flat))
-    per_coord = norms.expand_to_rank(alpha, flat) / tf.cast(k, flat.dtype)
+    per_coord = shapes.expand_to_rank(alpha, flat) / tf.cast(k, flat.dtype)
     step = per_coord * mask * tf.sign(masked)
     return tf.reshape(step, shape)

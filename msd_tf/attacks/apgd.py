@@ -26,7 +26,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from msd_tf import norms
+from msd_tf import balls, norms
 from msd_tf.attacks import apgd_l1, base, compiled
 from msd_tf.attacks.losses import LOSSES, check_loss, cross_entropy
 from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
@@ -48,13 +48,6 @@ def _checkpoints(n_iter: int):
         window = max(window - w_decr, w_min)
         i += window
     return flags
-
-
-def _direction(grad, norm):
-    if norm == "linf":
-        return tf.sign(grad)
-    g = norms.expand_to_rank(norms.per_example_norm(grad, "l2"), grad)
-    return grad / tf.maximum(g, 1e-12)
 
 
 def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
@@ -100,7 +93,7 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
             loss_for=loss_for if compact else None, noise=start, group=group)
         return base.AttackOutput(delta=delta, loss=best_loss,
                                  counts=counts)
-    n_iter = threat.steps
+    n_iter, ball = threat.steps, balls.get(threat.norm)
     ckpt = tf.constant(_checkpoints(n_iter))
     y_int = tf.cast(y, tf.int32)
     eps = threat.eps
@@ -117,7 +110,7 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
 
     def body(s):
         a = tf.where(s["i"] > 0, momentum, 1.0)
-        step = norms.expand_to_rank(s["eta"], x) * _direction(s["grad"], threat.norm)
+        step = norms.expand_to_rank(s["eta"], x) * ball.unit_step(s["grad"])
         z = project_onto(x, s["delta"] + step, threat)
         new = project_onto(
             x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)
