@@ -29,13 +29,15 @@ from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.attacks.square import schedule_fraction
 from msd_tf.threats import QUERIES, ThreatModel
 
+ALPHA_INIT = 0.3  # initial fraction of the k pixels a candidate moves
+
 
 def _vertices(seed, shape) -> tf.Tensor:
     return tf.cast(tf.random.stateless_uniform(shape, seed) < 0.5, tf.float32)
 
 
 def sparse_rs_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor,
-                    *, n_queries: int = QUERIES, alpha_init: float = 0.3,
+                    *, n_queries: int = QUERIES, alpha_init: float = ALPHA_INIT,
                     training: bool = False) -> base.AttackOutput:
     """Graph-level Sparse-RS in the l_1 ball of `threat` (`threat.restarts` runs).
 
@@ -117,7 +119,7 @@ def sparse_rs_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed
 
 
 def sparse_rs(model, x, y, threat: ThreatModel, *, n_queries: int = QUERIES,
-              alpha_init: float = 0.3, seed=0, training: bool = False,
+              alpha_init: float = ALPHA_INIT, seed=0, training: bool = False,
               jit_compile: bool = False) -> tf.Tensor:
     """Sparse-RS in the l_1 ball (no gradients); returns adversarial images in the ball
     and the box. Compiled once per model, settings and input shape; deterministic for

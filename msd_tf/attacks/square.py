@@ -42,6 +42,7 @@ from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.threats import QUERIES, ThreatModel
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of every 10,000 queries
+P_INIT = 0.8  # Square's initial window fraction (AutoAttack's default)
 
 
 def _eta(s: int) -> np.ndarray:
@@ -156,7 +157,7 @@ def _grid_init(x, seed, patterns: np.ndarray):
 
 
 def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
-                 n_queries: int = QUERIES, p_init: float = 0.8,
+                 n_queries: int = QUERIES, p_init: float = P_INIT,
                  training: bool = False) -> base.AttackOutput:
     """Graph-level Square attack: `threat.restarts` runs of `n_queries` forward passes.
 
@@ -250,7 +251,7 @@ def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: t
     return base.AttackOutput(delta=delta, loss=-loss, counts=base.one_norm_counts(x))
 
 
-def square(model, x, y, threat: ThreatModel, *, n_queries: int = QUERIES, p_init: float = 0.8,
+def square(model, x, y, threat: ThreatModel, *, n_queries: int = QUERIES, p_init: float = P_INIT,
            seed=0, training: bool = False, jit_compile: bool = False) -> tf.Tensor:
     """Square attack (no gradients); returns adversarial images in the ball and the box.
 

@@ -20,7 +20,9 @@ def lp_norms(x_adv: np.ndarray, x: np.ndarray, norm: str) -> np.ndarray:
         return np.abs(d).max(axis=1)
     if norm == "l2":
         return np.sqrt((d * d).sum(axis=1))
-    return np.abs(d).sum(axis=1)
+    if norm == "l1":
+        return np.abs(d).sum(axis=1)
+    raise ValueError(f"lp_norms: unknown norm {norm!r}; known: linf, l2, l1.")
 
 
 def predict(logits_fn, x: np.ndarray, batch_size: int = 500) -> np.ndarray:
