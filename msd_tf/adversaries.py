@@ -9,13 +9,17 @@ One class per adversary, chosen by name through `ADVERSARIES` (`make_adversary`)
   avg         the three PGD results together (a 3x batch)
   eat         E-AT: one norm per batch, drawn in proportion to each norm's running
               adversarial error (Croce and Hein, ICML 2022, arXiv:2105.12508)
+  ramp        RAMP: APGD in a source and a target norm, train on the worse of the two
+              plus lambda * KL(p(x_q) || p(x_r)) on the examples x_q leaves correct
+              (Jiang and Singh, NeurIPS 2024)
 
 Adversaries are Keras layers, so that an adversary with state (E-AT's running error)
 owns it as a weight that the trainer tracks and the run's checkpoint saves. Their
 methods are graph-level: the Keras `train_step` calls them.
 
-Adding an adversary: subclass `Adversary` (override `perturb`, and `observe` if it
-learns from the training step), then add one entry to `ADVERSARIES`.
+Adding an adversary: subclass `Adversary` (override `perturb`; `observe` if it learns
+from the training step; `loss_term` and `term_name` if it adds a term to the loss; list
+its own constructor options in `options`), then add one entry to `ADVERSARIES`.
 """
 
 import dataclasses
@@ -25,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from msd_tf.attacks import base, msd_delta, pgd_delta, worst_case_delta
+from msd_tf.attacks.apgd import apgd_delta
 from msd_tf.attacks.randomness import fold
 from msd_tf.seeding import EAT_STREAM
 from msd_tf.threats import NORMS, ThreatModel
@@ -39,12 +44,15 @@ class AdversaryOutput:
       counts: `[3]` how many examples (or MSD moves) came from each norm, in the order
         of `NORMS` (zeros where meaningless).
       repeats: how many copies of the clean batch `x` holds (sample weights repeat).
+      extra: more batches the adversary's `loss_term` needs (RAMP: its two attacks'
+        images), keyed by name.
     """
 
     x: tf.Tensor
     y: tf.Tensor
     counts: tf.Tensor
     repeats: int = 1
+    extra: dict = dataclasses.field(default_factory=dict)
 
 
 def _per_norm(counts: tf.Tensor, threats: Sequence[ThreatModel]) -> tf.Tensor:
@@ -64,6 +72,8 @@ class Adversary(keras.layers.Layer):
     """
 
     needs_threats = True
+    options: tuple[str, ...] = ()  # constructor options beyond the common ones
+    term_name: str | None = None  # the logged name of `loss_term`, if it has one
 
     def __init__(self, threats: Sequence[ThreatModel] = (), *, msd_steps: int | None = None,
                  training: bool = False, **kwargs):
@@ -93,6 +103,11 @@ class Adversary(keras.layers.Layer):
 
     def observe(self, logits: tf.Tensor, output: AdversaryOutput) -> None:
         """Called after the weight update with the training logits; a no-op here."""
+
+    def loss_term(self, model, output: AdversaryOutput, sample_weight) -> tf.Tensor | None:
+        """A scalar the trainer adds to its loss inside the gradient tape (logged as
+        `term_name`), computed with `model` in training mode; None: nothing (here)."""
+        return None
 
 
 class Standard(Adversary):
@@ -194,6 +209,70 @@ class EAT(Adversary):
                                + chosen * (1 - m) * error)
 
 
+class RAMP(Adversary):
+    """RAMP (Jiang and Singh, NeurIPS 2024): APGD in the source norm q and the target norm
+    r (default l_inf and l_1; `pair`), each from delta = 0 for `steps` iterations of its
+    threat, keeping its highest-loss point (their training APGD; l_1 without AutoAttack's
+    radius schedule). The trainer's loss is the cross-entropy of whichever of x_q, x_r
+    had the higher attack loss, per example (ties: x_r, as their `max` takes the first
+    of (target, source)), plus `lam` * `kl_on_correct(p(x_q), p(x_r))` over the
+    examples x_q leaves correctly classified (neither side detached). `lam`: 5 from
+    scratch, 1.5 for fine-tuning in their scripts. Their gradient projection (a natural
+    copy trained each epoch) is not implemented here.
+    """
+
+    options = ("lam", "pair")
+    term_name = "ramp_kl"
+
+    def __init__(self, threats=(), *, lam: float = 5.0, pair=("linf", "l1"), **kwargs):
+        super().__init__(threats, **kwargs)
+        pair = tuple(pair)
+        if len(pair) != 2 or pair[0] == pair[1]:
+            raise ValueError(f"RAMP needs two different norms (source, target); got {pair}.")
+        if lam < 0:
+            raise ValueError(f"RAMP's lambda must be >= 0; got {lam}.")
+        self.lam, self.pair = float(lam), pair
+        self.source, self.target = (self.threat(n) for n in pair)  # raises if missing
+
+    def _apgd(self, model, x, y, threat, seed):
+        return apgd_delta(model, x, y, threat, seed, loss="ce", training=self.attack_training,
+                          l1_eps_factors=(1.0,), start=tf.zeros_like(x), highest_loss=True)
+
+    def perturb(self, model, x, y, *, seed, shared_seed):
+        q = self._apgd(model, x, y, self.source, fold(seed, 0))
+        r = self._apgd(model, x, y, self.target, fold(seed, 1))
+        x_q = base.adversarial_images(x, q.delta)
+        x_r = base.adversarial_images(x, r.delta)
+        take_q = q.loss > r.loss
+        x_worse = tf.where(base.broadcast_mask(take_q, x), x_q, x_r)
+        n_q = tf.reduce_sum(tf.cast(take_q, tf.float32))
+        batch = tf.cast(tf.shape(x)[0], tf.float32)
+        counts = tf.scatter_nd([[NORMS.index(self.pair[0])], [NORMS.index(self.pair[1])]],
+                               tf.stack([n_q, batch - n_q]), [len(NORMS)])
+        return AdversaryOutput(x_worse, y, counts, extra={"x_q": x_q, "x_r": x_r})
+
+    def loss_term(self, model, output, sample_weight):
+        logits_q = model(tf.stop_gradient(output.extra["x_q"]), training=True)
+        logits_r = model(tf.stop_gradient(output.extra["x_r"]), training=True)
+        return self.lam * kl_on_correct(logits_q, logits_r, output.y, sample_weight)
+
+
+def kl_on_correct(logits_p: tf.Tensor, logits_q: tf.Tensor, y: tf.Tensor,
+                  sample_weight=None) -> tf.Tensor:
+    """RAMP's consistency term: the mean over the examples `logits_p` classifies correctly
+    (weighted by `sample_weight`) of KL(softmax(logits_p) || softmax(logits_q)); 0 when
+    there are none. Gradients flow into both sides."""
+    logits_p = tf.cast(logits_p, tf.float32)
+    logits_q = tf.cast(logits_q, tf.float32)
+    log_p = tf.nn.log_softmax(logits_p)
+    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - tf.nn.log_softmax(logits_q)), axis=1)
+    correct = tf.argmax(logits_p, axis=1, output_type=tf.int32) == tf.cast(y, tf.int32)
+    w = tf.cast(correct, tf.float32)
+    if sample_weight is not None:
+        w *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+    return tf.math.divide_no_nan(tf.reduce_sum(w * kl), tf.reduce_sum(w))
+
+
 def eat_choice(norm_error: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Index drawn with probability proportional to `norm_error` (floored at 1e-3)."""
     p = tf.maximum(tf.cast(norm_error, tf.float32), 1e-3)
@@ -210,21 +289,28 @@ ADVERSARIES = {
     "max": Max,
     "avg": Avg,
     "eat": EAT,
+    "ramp": RAMP,
 }
 
 
 def make_adversary(name: str, threats: Sequence[ThreatModel] = (), *,
-                   msd_steps: int | None = None, training: bool = False) -> Adversary:
-    """The adversary registered as `name`.
+                   msd_steps: int | None = None, training: bool = False,
+                   **options) -> Adversary:
+    """The adversary registered as `name`; `options` are its own (`Class.options`, e.g.
+    RAMP's `lam` and `pair`).
 
     Raises:
-      ValueError: unknown `name` (the message lists the known ones), or threats that
-        do not fit it.
+      ValueError: unknown `name` (the message lists the known ones), options it does
+        not take, or threats that do not fit it.
 
     Example:
       >>> make_adversary("msd", threats.MSD_TRAIN["mnist"][0], msd_steps=100)
     """
     if name not in ADVERSARIES:
         raise ValueError(f"Unknown adversary {name!r}; known: {list(ADVERSARIES)}.")
-    return ADVERSARIES[name](tuple(threats), msd_steps=msd_steps, training=training,
-                             name=f"adversary_{name}")
+    factory = ADVERSARIES[name]
+    unknown = sorted(set(options) - set(getattr(factory, "options", ())))
+    if unknown:
+        raise ValueError(f"Adversary {name!r} takes no option(s) {unknown}.")
+    return factory(tuple(threats), msd_steps=msd_steps, training=training,
+                   name=f"adversary_{name}", **options)

@@ -20,6 +20,9 @@ DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="t
 # The data are compared by content (`train_data_sha256`), not by `data_dir`, so the
 # same files given by a relative or an absolute path are the same experiment.
 _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
+# Part of the experiment for RAMP runs only (a run of another adversary written before
+# these fields existed resumes).
+_RAMP_ONLY = ("ramp_lambda", "ramp_pair")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,8 @@ class TrainConfig:
     adversary: str = "msd"
     threats: tuple[ThreatModel, ...] = DEFAULT_THREATS
     msd_steps: int = 100
+    ramp_lambda: float = 5.0
+    ramp_pair: tuple[str, ...] = ("linf", "l1")
     attack_training_mode: bool = False
     epochs: int = 15
     lr_epochs: tuple[float, ...] = (0.0, 6.0, 15.0)
@@ -75,6 +80,8 @@ class TrainConfig:
             raise ValueError("`threats` must be one ThreatModel per norm, distinct, in the order "
                              f"{NORMS}. Received norms {norms}")
         object.__setattr__(self, "threats", threats)
+        object.__setattr__(self, "ramp_pair", tuple(self.ramp_pair))
+        object.__setattr__(self, "ramp_lambda", float(self.ramp_lambda))
         object.__setattr__(self, "lr_epochs", tuple(float(v) for v in self.lr_epochs))
         object.__setattr__(self, "lr_values", tuple(float(v) for v in self.lr_values))
         if len(self.lr_epochs) != len(self.lr_values) or len(self.lr_epochs) < 2:
@@ -96,7 +103,7 @@ class TrainConfig:
         """The fields that define the experiment (a resumed run must match them), with
         the training data's content fingerprint in place of `data_dir`."""
         d = dataclasses.asdict(self)
-        for k in _NOT_EXPERIMENT:
+        for k in _NOT_EXPERIMENT + (() if self.adversary == "ramp" else _RAMP_ONLY):
             d.pop(k)
         d["train_data_sha256"] = train_data_sha256
         return json.loads(json.dumps(d))  # tuples -> lists, as read back from JSON
@@ -124,4 +131,6 @@ def _upgrade(saved: dict) -> dict:
 
 def experiment_of(saved: dict) -> dict:
     """`TrainConfig.experiment` of a saved config.json (its extra keys included)."""
-    return {k: v for k, v in _upgrade(saved).items() if k not in _NOT_EXPERIMENT}
+    saved = _upgrade(saved)
+    drop = _NOT_EXPERIMENT + (() if saved.get("adversary") == "ramp" else _RAMP_ONLY)
+    return {k: v for k, v in saved.items() if k not in drop}

@@ -128,9 +128,11 @@ def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch
     with strategy.scope():
         try:
             model = build_model(config.model, info["shape"], info["classes"])
+            options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair)
+                       if config.adversary == "ramp" else {})
             adversary = make_adversary(config.adversary, config.threats,
                                        msd_steps=config.msd_steps,
-                                       training=config.attack_training_mode)
+                                       training=config.attack_training_mode, **options)
             optimizer = make_optimizer(config.optimizer, lr_epochs=config.lr_epochs,
                                        lr_values=config.lr_values,
                                        steps_per_epoch=steps_per_epoch,

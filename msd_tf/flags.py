@@ -40,6 +40,12 @@ _L1_PROJECTION = flags.DEFINE_enum(
 _RANDOM_START = flags.DEFINE_bool("random_start", False, "PGD starts at a random point.")
 _MSD_STEPS = flags.DEFINE_integer("msd_steps", TrainConfig.msd_steps, "MSD iterations.",
                                   lower_bound=1)
+_RAMP_LAMBDA = flags.DEFINE_float(
+    "ramp_lambda", TrainConfig.ramp_lambda, "RAMP: weight of its KL term (5 from scratch, "
+    "1.5 for fine-tuning in its authors' scripts).", lower_bound=0)
+_RAMP_PAIR = flags.DEFINE_list(
+    "ramp_pair", list(TrainConfig.ramp_pair), "RAMP: the source and target norms, each "
+    "attacked with APGD at its --<norm>_eps and --<norm>_steps.")
 _ATTACK_TRAINING_MODE = flags.DEFINE_bool(
     "attack_training_mode", False, "Call the model with training=True inside the attack.")
 _D = TrainConfig  # every default below is TrainConfig's (one source)
@@ -116,7 +122,8 @@ def to_config() -> TrainConfig:
         dataset=common.DATASET.value, data_dir=common.DATA_DIR.value,
         train_split=_TRAIN_SPLIT.value, eval_split=common.EVAL_SPLIT.value,
         model=_MODEL.value, adversary=_ADVERSARY.value, threats=_threats(),
-        msd_steps=_MSD_STEPS.value, attack_training_mode=_ATTACK_TRAINING_MODE.value,
+        msd_steps=_MSD_STEPS.value, ramp_lambda=_RAMP_LAMBDA.value,
+        ramp_pair=tuple(_RAMP_PAIR.value), attack_training_mode=_ATTACK_TRAINING_MODE.value,
         epochs=_EPOCHS.value, lr_epochs=_floats("lr_epochs", _LR_EPOCHS.value),
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value,

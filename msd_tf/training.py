@@ -24,11 +24,12 @@ class AdversarialTrainer(keras.Model):
     """Wraps `model` (images in [0, 1] -> logits) and trains it adversarially.
 
     Logs `loss` (the optimized loss: the compiled loss on the adversarial batch, plus
-    weight decay), `adv_loss` / `adv_acc` (on the adversarial batch), `clean_loss` /
-    `clean_acc` (on the clean batch), `chose_<norm>` (where the adversarial examples or
-    MSD moves came from) and every metric passed to `compile` (on the adversarial
-    batch). Sample weights (`fit(x, y, sample_weight=...)`) weight the loss and every
-    metric; AVG's 3x batch repeats them.
+    weight decay, plus the adversary's `loss_term`, logged alone under its
+    `term_name`, e.g. RAMP's `ramp_kl`), `adv_loss` / `adv_acc` (on the adversarial
+    batch), `clean_loss` / `clean_acc` (on the clean batch), `chose_<norm>` (where the
+    adversarial examples or MSD moves came from) and every metric passed to `compile`
+    (on the adversarial batch). Sample weights (`fit(x, y, sample_weight=...)`) weight
+    the loss and every metric; AVG's 3x batch repeats them.
 
     Args:
       model: the classifier (exported on its own after training).
@@ -59,6 +60,8 @@ class AdversarialTrainer(keras.Model):
         self.adv_loss = keras.metrics.Mean(name="adv_loss")
         self.adv_acc = keras.metrics.SparseCategoricalAccuracy(name="adv_acc")
         self.norm_fraction = [keras.metrics.Mean(name=f"chose_{n}") for n in NORMS]
+        self.term = (keras.metrics.Mean(name=adversary.term_name)
+                     if adversary.term_name else None)
 
     def call(self, x, training=False):
         return self.model(x, training=training)
@@ -90,6 +93,9 @@ class AdversarialTrainer(keras.Model):
             if self.weight_decay:
                 l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.model.trainable_weights])
                 loss += 0.5 * self.weight_decay * l2 / self._replicas()
+            term = self.adversary.loss_term(self.model, adv, sample_weight)
+            if term is not None:  # e.g. RAMP's KL; scaled per replica as compute_loss is
+                loss += term / self._replicas()
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.model.trainable_weights)
         self.optimizer.apply(grads, self.model.trainable_weights)
@@ -108,6 +114,8 @@ class AdversarialTrainer(keras.Model):
         total = tf.maximum(tf.reduce_sum(adv.counts), 1.0)
         for i, tracker in enumerate(self.norm_fraction):
             tracker.update_state(adv.counts[i] / total)
+        if self.term is not None:
+            self.term.update_state(term)
         return self.compute_metrics(x_adv, adv.y, logits, sample_weight=sw_adv)
 
     def test_step(self, data):
@@ -119,4 +127,5 @@ class AdversarialTrainer(keras.Model):
         self.clean_loss.update_state(cross_entropy(logits, y), sample_weight=sample_weight)
         self.clean_acc.update_state(y, logits, sample_weight=sample_weight)
         logs = self.compute_metrics(x, y, logits, sample_weight=sample_weight)
-        return {k: v for k, v in logs.items() if not k.startswith(("adv_", "chose_"))}
+        return {k: v for k, v in logs.items()
+                if not k.startswith(("adv_", "chose_")) and k != self.adversary.term_name}

@@ -15,7 +15,7 @@ THREATS = (ThreatModel("linf", 0.3, 0.05, 3), ThreatModel("l2", 2.0, 0.4, 3),
 
 
 def test_registry_names_and_errors():
-    assert list(ADVERSARIES) == ["none", "linf", "l2", "l1", "msd", "max", "avg", "eat"]
+    assert list(ADVERSARIES) == ["none", "linf", "l2", "l1", "msd", "max", "avg", "eat", "ramp"]
     with pytest.raises(ValueError, match=r"Unknown adversary 'pgd'; known: \['none'"):
         make_adversary("pgd", THREATS)
     with pytest.raises(ValueError, match="needs an l2 ThreatModel"):

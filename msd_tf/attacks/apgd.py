@@ -54,7 +54,7 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
                loss: str = "ce", target: tf.Tensor | None = None, training: bool = False,
                momentum: float = 0.75, rho: float = 0.75,
                l1_eps_factors=L1_EPS_FACTORS, compact: bool = False, start=None,
-               group: int = 1) -> base.AttackOutput:
+               group: int = 1, highest_loss: bool = False) -> base.AttackOutput:
     """Graph-level APGD run (one start; `threat.steps` iterations).
 
     An example that has fooled the model keeps its first adversarial point whatever
@@ -73,7 +73,13 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
       group: the batch holds `group` runs of the same examples, run-major (row
         r * B + b); with `compact` an example's rows all stop once one of them fooled
         the model (`apgd_attack_delta` runs restarts and targets so).
+      highest_loss: return the highest-loss point (its loss in `loss`) even where an
+        adversarial point was found: APGD as a training attack (E-AT's and RAMP's
+        `apgd_train`), where the evaluation wants the first adversarial point. Not
+        with `compact` (which stops at the first adversarial point).
     """
+    if highest_loss and compact:
+        raise ValueError("`highest_loss` needs every iteration: not with `compact`.")
     if callable(loss):
         loss_fn = loss
     else:
@@ -90,7 +96,8 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         delta, best_loss = apgd_l1.apgd_l1_delta(
             model, x, y, threat.eps, threat.steps, seed, loss_fn=loss_fn,
             eps_factors=tuple(l1_eps_factors), training=training,
-            loss_for=loss_for if compact else None, noise=start, group=group)
+            loss_for=loss_for if compact else None, noise=start, group=group,
+            highest_loss=highest_loss)
         return base.AttackOutput(delta=delta, loss=best_loss,
                                  counts=counts)
     n_iter, ball = threat.steps, balls.get(threat.norm)
@@ -151,6 +158,8 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
         return (s["i"] < n_iter) & ~tf.reduce_all(base.any_in_group(s["fooled"], group))
 
     out = tf.while_loop(running, body, (state,))[0]
+    if highest_loss:
+        return base.AttackOutput(delta=out["best"], loss=out["best_loss"], counts=counts)
     delta = tf.where(base.broadcast_mask(out["fooled"], x), out["adv"], out["best"])
     return base.AttackOutput(delta=delta, loss=out["best_loss"],
                              counts=counts)

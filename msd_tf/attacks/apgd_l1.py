@@ -151,7 +151,8 @@ def l1_phase(model, x, y, delta0, *, eps: float, iterations: int, loss_fn,
 
 def apgd_l1_delta(model, x: tf.Tensor, y: tf.Tensor, eps: float, steps: int,
                   seed: tf.Tensor, *, loss_fn, eps_factors=(3.0, 2.0, 1.0),
-                  training: bool = False, loss_for=None, noise=None, group: int = 1):
+                  training: bool = False, loss_for=None, noise=None, group: int = 1,
+                  highest_loss: bool = False):
     """One start of l_1-APGD with AutoAttack's radius schedule (see the module doc).
 
     Args:
@@ -162,6 +163,8 @@ def apgd_l1_delta(model, x: tf.Tensor, y: tf.Tensor, eps: float, steps: int,
         larger-radius phases must run on all: their adversarial points do not count).
       noise: the start before projection, instead of a normal draw from `seed`;
       group: see `apgd.apgd_delta`.
+      highest_loss: return the highest-loss delta even where an adversarial one was
+        found (a training attack's choice, as E-AT's and RAMP's training APGD).
 
     Returns:
       `(delta, loss)`: the last adversarial delta of the last phase where one was
@@ -185,4 +188,6 @@ def apgd_l1_delta(model, x: tf.Tensor, y: tf.Tensor, eps: float, steps: int,
             given_start=len(iters) > 1, training=training,
             loss_for=loss_for if factor == 1.0 else None, group=group)
         delta = best
+    if highest_loss:
+        return best, best_loss
     return tf.where(base.broadcast_mask(fooled, x), adv, best), best_loss
