@@ -28,6 +28,7 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from msd_tf import projection
 from msd_tf.attacks import base, msd_delta, pgd_delta, worst_case_delta
 from msd_tf.attacks.apgd import apgd_delta
 from msd_tf.attacks.randomness import fold
@@ -103,6 +104,20 @@ class Adversary(keras.layers.Layer):
 
     def observe(self, logits: tf.Tensor, output: AdversaryOutput) -> None:
         """Called after the weight update with the training logits; a no-op here."""
+
+    def attach(self, trainer) -> None:
+        """Called by `AdversarialTrainer.compile` (outside any graph, in the strategy's
+        scope): where an adversary creates state that depends on the model or the
+        optimizer (RAMP's natural copy). A no-op here."""
+
+    def after_update(self, trainer, x, y, sample_weight) -> None:
+        """Called in `train_step` after the weight update with the clean batch. A no-op
+        here."""
+
+    def callbacks(self) -> list:
+        """Keras callbacks `AdversarialTrainer.fit` runs first (before the caller's, so
+        before a checkpoint is written at an epoch's end). None here."""
+        return []
 
     def loss_term(self, model, output: AdversaryOutput, sample_weight) -> tf.Tensor | None:
         """A scalar the trainer adds to its loss inside the gradient tape (logged as
@@ -217,15 +232,27 @@ class RAMP(Adversary):
     had the higher attack loss, per example (ties: x_r, as their `max` takes the first
     of (target, source)), plus `lam` * `kl_on_correct(p(x_q), p(x_r))` over the
     examples x_q leaves correctly classified (neither side detached). `lam`: 5 from
-    scratch, 1.5 for fine-tuning in their scripts. Their gradient projection (a natural
-    copy trained each epoch) is not implemented here.
+    scratch, 1.5 for fine-tuning in their scripts.
+
+    `projection=beta` (their from-scratch option, beta = 0.5) adds their gradient
+    projection: a natural copy of the model trains on the clean batches of each epoch
+    (same optimizer settings, its own state), both starting from the epoch's weights
+    theta_old; at the epoch's end every non-scalar weight tensor (batch-norm statistics
+    included) becomes `projection.fuse(theta_old, theta_adv, theta_nat, beta)`, the
+    copy follows. The copy, its optimizer and theta_old are this layer's state, so the
+    run's checkpoint holds them.
     """
 
-    options = ("lam", "pair")
+    options = ("lam", "pair", "projection")
     term_name = "ramp_kl"
 
-    def __init__(self, threats=(), *, lam: float = 5.0, pair=("linf", "l1"), **kwargs):
+    def __init__(self, threats=(), *, lam: float = 5.0, pair=("linf", "l1"),
+                 projection: float | None = None, **kwargs):
         super().__init__(threats, **kwargs)
+        if projection is not None and not 0 <= projection <= 1:
+            raise ValueError(f"RAMP's projection beta must be in [0, 1]; got {projection}.")
+        self.beta = projection
+        self.natural = self.natural_optimizer = self.anchor = None
         pair = tuple(pair)
         if len(pair) != 2 or pair[0] == pair[1]:
             raise ValueError(f"RAMP needs two different norms (source, target); got {pair}.")
@@ -251,10 +278,70 @@ class RAMP(Adversary):
                                tf.stack([n_q, batch - n_q]), [len(NORMS)])
         return AdversaryOutput(x_worse, y, counts, extra={"x_q": x_q, "x_r": x_r})
 
+    def attach(self, trainer):
+        if self.beta is None or self.natural is not None:
+            return
+        model, optimizer = trainer.model, trainer.optimizer
+        self.natural = keras.models.clone_model(model)
+        self.natural.set_weights(model.get_weights())
+        self.natural_optimizer = optimizer.__class__.from_config(optimizer.get_config())
+        self.natural_optimizer.build(self.natural.trainable_variables)
+        self.anchor = [self.add_weight(shape=w.shape, dtype=w.dtype, initializer="zeros",
+                                       trainable=False, name=f"theta_old_{i}")
+                       for i, w in enumerate(model.weights)]
+        self.weight_decay = trainer.weight_decay
+
+    def after_update(self, trainer, x, y, sample_weight):
+        """One step of the natural copy on the clean batch: the trainer's loss (its
+        compiled cross-entropy, sample weights, weight decay) with the copy's logits."""
+        if self.natural is None:
+            return
+        with tf.GradientTape() as tape:
+            logits = self.natural(x, training=True)
+            loss = trainer.compute_loss(x=x, y=y, y_pred=logits, sample_weight=sample_weight,
+                                        training=True)
+            if self.weight_decay:
+                l2 = tf.add_n([tf.reduce_sum(tf.square(w))
+                               for w in self.natural.trainable_weights])
+                loss += 0.5 * self.weight_decay * l2 / trainer._replicas()
+        grads = tape.gradient(loss, self.natural.trainable_weights)
+        self.natural_optimizer.apply(grads, self.natural.trainable_weights)
+
+    def callbacks(self):
+        return [] if self.beta is None else [_Projection(self)]
+
+    def start_epoch(self, model) -> None:
+        """theta_old and the natural copy <- the model's weights."""
+        for a, n, w in zip(self.anchor, self.natural.weights, model.weights):
+            a.assign(w)
+            n.assign(w)
+
+    def end_epoch(self, model) -> None:
+        """The model's weights (and the copy's) <- the projection of the epoch's two
+        moves (`projection.fuse`)."""
+        for a, n, w in zip(self.anchor, self.natural.weights, model.weights):
+            fused = projection.fuse(a, w, n, self.beta)
+            w.assign(fused)
+            n.assign(fused)
+
     def loss_term(self, model, output, sample_weight):
         logits_q = model(tf.stop_gradient(output.extra["x_q"]), training=True)
         logits_r = model(tf.stop_gradient(output.extra["x_r"]), training=True)
         return self.lam * kl_on_correct(logits_q, logits_r, output.y, sample_weight)
+
+
+class _Projection(keras.callbacks.Callback):
+    """RAMP's gradient projection at epoch boundaries (see `RAMP`)."""
+
+    def __init__(self, ramp: RAMP):
+        super().__init__()
+        self.ramp = ramp
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.ramp.start_epoch(self.model.model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ramp.end_epoch(self.model.model)
 
 
 def kl_on_correct(logits_p: tf.Tensor, logits_q: tf.Tensor, y: tf.Tensor,

@@ -22,7 +22,7 @@ DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="t
 _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
 # Part of the experiment for RAMP runs only (a run of another adversary written before
 # these fields existed resumes).
-_RAMP_ONLY = ("ramp_lambda", "ramp_pair")
+_RAMP_ONLY = ("ramp_lambda", "ramp_pair", "ramp_projection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,7 @@ class TrainConfig:
     msd_steps: int = 100
     ramp_lambda: float = 5.0
     ramp_pair: tuple[str, ...] = ("linf", "l1")
+    ramp_projection: float | None = None
     attack_training_mode: bool = False
     epochs: int = 15
     lr_epochs: tuple[float, ...] = (0.0, 6.0, 15.0)

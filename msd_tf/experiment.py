@@ -128,7 +128,8 @@ def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch
     with strategy.scope():
         try:
             model = build_model(config.model, info["shape"], info["classes"])
-            options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair)
+            options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair,
+                            projection=config.ramp_projection)
                        if config.adversary == "ramp" else {})
             adversary = make_adversary(config.adversary, config.threats,
                                        msd_steps=config.msd_steps,
@@ -272,9 +273,10 @@ def fit(config: TrainConfig, strategy: tf.distribute.Strategy, parts: Parts, inp
                                   append=True),
         keras.callbacks.TensorBoard(os.path.join(config.output_dir, "logs"), update_freq=50),
     ]
-    if config.strategy == "multi_worker":
+    if config.strategy == "multi_worker":  # trainer.fit would add the adversary's own
         return _fit_multi_worker(parts.trainer, strategy, ds, config, start,
-                                 inputs.steps_per_epoch, callbacks)
+                                 inputs.steps_per_epoch,
+                                 parts.adversary.callbacks() + callbacks)
     return parts.trainer.fit(ds, epochs=config.epochs, initial_epoch=start,
                              steps_per_epoch=inputs.steps_per_epoch, callbacks=callbacks,
                              shuffle=False, verbose=verbose).history

@@ -46,6 +46,9 @@ _RAMP_LAMBDA = flags.DEFINE_float(
 _RAMP_PAIR = flags.DEFINE_list(
     "ramp_pair", list(TrainConfig.ramp_pair), "RAMP: the source and target norms, each "
     "attacked with APGD at its --<norm>_eps and --<norm>_steps.")
+_RAMP_PROJECTION = flags.DEFINE_float(
+    "ramp_projection", None, "RAMP: its gradient projection with this beta (their "
+    "from-scratch setting: 0.5); unset: none.", lower_bound=0, upper_bound=1)
 _ATTACK_TRAINING_MODE = flags.DEFINE_bool(
     "attack_training_mode", False, "Call the model with training=True inside the attack.")
 _D = TrainConfig  # every default below is TrainConfig's (one source)
@@ -123,7 +126,8 @@ def to_config() -> TrainConfig:
         train_split=_TRAIN_SPLIT.value, eval_split=common.EVAL_SPLIT.value,
         model=_MODEL.value, adversary=_ADVERSARY.value, threats=_threats(),
         msd_steps=_MSD_STEPS.value, ramp_lambda=_RAMP_LAMBDA.value,
-        ramp_pair=tuple(_RAMP_PAIR.value), attack_training_mode=_ATTACK_TRAINING_MODE.value,
+        ramp_pair=tuple(_RAMP_PAIR.value), ramp_projection=_RAMP_PROJECTION.value,
+        attack_training_mode=_ATTACK_TRAINING_MODE.value,
         epochs=_EPOCHS.value, lr_epochs=_floats("lr_epochs", _LR_EPOCHS.value),
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value,

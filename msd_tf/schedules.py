@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 
+@keras.saving.register_keras_serializable(package="msd_tf")
 class PiecewiseLinear(keras.optimizers.schedules.LearningRateSchedule):
     """Linear interpolation between (epoch, value) knots, evaluated every step.
 

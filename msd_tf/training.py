@@ -66,6 +66,18 @@ class AdversarialTrainer(keras.Model):
     def call(self, x, training=False):
         return self.model(x, training=training)
 
+    def compile(self, *args, **kwargs):
+        """Keras' compile, then the adversary's `attach` (state that needs the model and
+        the optimizer, e.g. RAMP's natural copy)."""
+        super().compile(*args, **kwargs)
+        self.adversary.attach(self)
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """Keras' fit, with the adversary's callbacks (e.g. RAMP's gradient projection)
+        before the caller's."""
+        return super().fit(*args, callbacks=self.adversary.callbacks() + list(callbacks or []),
+                           **kwargs)
+
     def step_seed(self, *, per_replica: bool = True) -> tf.Tensor:
         """The `[2]` stateless seed of the current optimizer step (on this replica, unless
         `per_replica=False`: then the same on all replicas)."""
@@ -99,6 +111,7 @@ class AdversarialTrainer(keras.Model):
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.model.trainable_weights)
         self.optimizer.apply(grads, self.model.trainable_weights)
+        self.adversary.after_update(self, x, y, sample_weight)
         self.adversary.observe(logits, adv)
         # Reported per replica as Keras does: the loss before the 1/replicas scaling.
         self._loss_tracker.update_state(loss * self._replicas(), sample_weight=tf.shape(x)[0])

@@ -142,3 +142,99 @@ def test_ramp_from_the_command_line(tmp_path, mnist_dir):
     assert res.returncode == 2 and "different experiment" in res.stderr, res.stderr[-1500:]
     res = main(f"--output_dir={tmp_path / 'bad'}", "--ramp_pair=l1,l1")
     assert res.returncode == 2 and "error:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_fuse_matches_numpy_for_each_case():
+    from msd_tf import projection
+
+    rng = np.random.default_rng(6)
+    old = rng.normal(size=(3, 4))
+    g_a = rng.normal(size=(3, 4))
+    for g_n, positive in ((g_a + 0.3 * rng.normal(size=(3, 4)), True), (-g_a, False)):
+        cos = (g_a * g_n).sum() / np.linalg.norm(g_a) / np.linalg.norm(g_n)
+        want = old + 0.5 * g_a + 0.5 * max(cos, 0.0) * g_n
+        got = projection.fuse(old, old + g_a, old + g_n, 0.5).numpy()
+        np.testing.assert_allclose(got, want, rtol=1e-10)
+        assert (cos > 0) == positive
+    assert float(projection.fuse(np.float64(1), np.float64(5), np.float64(9), 0.5)) == 5.0
+    np.testing.assert_allclose(projection.fuse(old, old + g_a, old, 0.5).numpy(),
+                               old + 0.5 * g_a)  # no natural move: half the adversarial one
+
+
+def test_projection_epoch_by_hand():
+    """One epoch of two steps: the natural copy takes plain SGD steps on the clean
+    batches from theta_old (checked by hand), and the epoch ends at fuse(theta_old,
+    theta_adv, theta_nat) for every tensor."""
+    from msd_tf import projection
+    from msd_tf.training import AdversarialTrainer
+
+    x, y = digits(8, seed=5)
+    model = small_cnn(seed=3)
+    adv = make_adversary("ramp", THREATS, lam=1.0, projection=0.5)
+    trainer = AdversarialTrainer(model, adv, seed=1)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    theta_old = [w.numpy() for w in model.weights]
+    nat = small_cnn(seed=3)  # the same initial weights, trained by hand on clean data
+    nat.set_weights(theta_old)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    seen = {}
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # runs after the projection
+            seen["fused"] = [w.numpy() for w in model.weights]
+
+    class Before(keras.callbacks.Callback):  # the weights just before the projection
+        def on_train_batch_end(self, batch, logs=None):
+            seen["adv"] = [w.numpy() for w in model.weights]
+            seen["nat"] = [w.numpy() for w in adv.natural.weights]
+
+    trainer.fit(ds, epochs=1, verbose=0, callbacks=[Before(), Spy()])
+    for xb, yb in ds:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(
+                yb, nat(xb, training=True), from_logits=True))
+        for w, g in zip(nat.trainable_weights, tape.gradient(loss, nat.trainable_weights)):
+            w.assign_sub(0.1 * g)
+    for mine, hand in zip(seen["nat"], nat.weights):
+        np.testing.assert_allclose(mine, hand.numpy(), rtol=1e-5, atol=1e-6)
+    for o, a, n, f in zip(theta_old, seen["adv"], seen["nat"], seen["fused"]):
+        np.testing.assert_allclose(f, projection.fuse(o, a, n, 0.5).numpy(), rtol=1e-5,
+                                   atol=1e-7)
+    assert any(np.abs(f - a).max() > 1e-4 for a, f in zip(seen["adv"], seen["fused"]))
+    np.testing.assert_array_equal(adv.natural.weights[0].numpy(), seen["fused"][0])
+
+
+def test_projection_state_is_checkpointed_and_resumes_bit_exact(tmp_path, mnist_dir):
+    """3 epochs straight, or 2 then resumed to 3: the same weights, bit for bit (the
+    natural copy's optimizer state crosses epochs; the checkpoint must carry it)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    def main(out, epochs):
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        res = subprocess.run([sys.executable, "-m", "msd_tf.main", "--flagfile=flags/smoke.cfg",
+                              "--adversary=ramp", "--linf_steps=2", "--l1_steps=2",
+                              "--ramp_projection=0.5", f"--epochs={epochs}",
+                              "--lr_epochs=0,1,3", f"--output_dir={out}"],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res
+
+    def values(out):
+        reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(out / "checkpoints")))
+        names = [k for k in reader.get_variable_to_shape_map() if "save_counter" not in k]
+        return {k: reader.get_tensor(k) for k in names
+                if not isinstance(reader.get_tensor(k), bytes)}
+
+    main(tmp_path / "straight", 3)
+    main(tmp_path / "resumed", 2)
+    assert "from epoch 2" in main(tmp_path / "resumed", 3).stderr
+    a, b = values(tmp_path / "straight"), values(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    assert any("natural_optimizer" in k for k in a), sorted(a)[:20]
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
