@@ -297,7 +297,7 @@ class RAMP(Adversary):
         if self.natural is None:
             return
         with tf.GradientTape() as tape:
-            logits = self.natural(x, training=True)
+            logits = trainer.compute.count(self.natural(x, training=True))
             loss = trainer.compute_loss(x=x, y=y, y_pred=logits, sample_weight=sample_weight,
                                         training=True)
             if self.weight_decay:

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from msd_tf import checkpoints, data, fingerprints, machine
+from msd_tf import checkpoints, compute, data, fingerprints, machine
 from msd_tf.adversaries import Adversary, make_adversary
 from msd_tf.config import TrainConfig, experiment_of
 from msd_tf.distribute import worker_dir
@@ -322,6 +322,9 @@ def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history
         "eval_clean_acc": float(np.mean(np.concatenate(correct))) if correct else 0.0,
         "saved_model": export_dir,
         "machine": machine.facts(),  # what train_seconds_this_run was measured on
+        # Machine-independent: example-passes of the model over the whole run (resumed
+        # runs included), attacks and the clean copy of RAMP's projection included.
+        "compute": compute.total(os.path.join(config.output_dir, "history.csv")),
     }
     _write_atomically(os.path.join(config.output_dir, "summary.json"),
                       json.dumps(summary, indent=2))

@@ -14,6 +14,7 @@ because gradients are summed across replicas.
 import keras
 import tensorflow as tf
 
+from msd_tf import compute
 from msd_tf.adversaries import Adversary
 from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import fold
@@ -62,6 +63,10 @@ class AdversarialTrainer(keras.Model):
         self.norm_fraction = [keras.metrics.Mean(name=f"chose_{n}") for n in NORMS]
         self.term = (keras.metrics.Mean(name=adversary.term_name)
                      if adversary.term_name else None)
+        # Forward / backward example-passes of the model in training (attacks included).
+        self.compute = compute.Counter()
+        self.forward_examples, self.backward_examples = self.compute.forward, self.compute.backward
+        self._counted = self.compute.wrap(model)
 
     def call(self, x, training=False):
         return self.model(x, training=training)
@@ -94,18 +99,18 @@ class AdversarialTrainer(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        adv = self.adversary.perturb(self.model, x, y, seed=self.step_seed(),
+        adv = self.adversary.perturb(self._counted, x, y, seed=self.step_seed(),
                                      shared_seed=self.step_seed(per_replica=False))
         x_adv = tf.stop_gradient(adv.x)
         sw_adv = None if sample_weight is None else tf.concat([sample_weight] * adv.repeats, 0)
         with tf.GradientTape() as tape:
-            logits = self.model(x_adv, training=True)
+            logits = self._counted(x_adv, training=True)
             loss = self.compute_loss(x=x_adv, y=adv.y, y_pred=logits, sample_weight=sw_adv,
                                      training=True)
             if self.weight_decay:
                 l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.model.trainable_weights])
                 loss += 0.5 * self.weight_decay * l2 / self._replicas()
-            term = self.adversary.loss_term(self.model, adv, sample_weight)
+            term = self.adversary.loss_term(self._counted, adv, sample_weight)
             if term is not None:  # e.g. RAMP's KL; scaled per replica as compute_loss is
                 loss += term / self._replicas()
             scaled = self.optimizer.scale_loss(loss)
@@ -120,7 +125,7 @@ class AdversarialTrainer(keras.Model):
         if adv.x is x:  # no attack (standard training): the clean batch was trained on
             clean_logits = logits
         else:
-            clean_logits = self.model(x, training=False)
+            clean_logits = self._counted(x, training=False)
         self.clean_loss.update_state(cross_entropy(clean_logits, y),
                                      sample_weight=sample_weight)
         self.clean_acc.update_state(y, clean_logits, sample_weight=sample_weight)
@@ -141,4 +146,5 @@ class AdversarialTrainer(keras.Model):
         self.clean_acc.update_state(y, logits, sample_weight=sample_weight)
         logs = self.compute_metrics(x, y, logits, sample_weight=sample_weight)
         return {k: v for k, v in logs.items()
-                if not k.startswith(("adv_", "chose_")) and k != self.adversary.term_name}
+                if not k.startswith(("adv_", "chose_")) and k != self.adversary.term_name
+                and k not in ("forward_examples", "backward_examples")}

@@ -128,3 +128,21 @@ def test_evaluate_reports_clean_metrics_only():
     assert set(logs) == {"loss", "clean_loss", "clean_acc"}
     want = np.mean(model.predict(x, verbose=0).argmax(1) == y)
     assert logs["clean_acc"] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("strategy_name", ["one", "mirrored"])
+def test_compute_counts_every_example_pass(strategy_name):
+    """MSD with k iterations on a batch B: k x (a gradient on B + one forward of the 3B
+    candidates), then the weight update (forward + backward on B) and the clean
+    forward for the metrics: forward (4k + 2) B, backward (k + 1) B per step, summed
+    over replicas; standard training B and B."""
+    cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
+    strategy = (tf.distribute.OneDeviceStrategy(cpus[0]) if strategy_name == "one"
+                else tf.distribute.MirroredStrategy(cpus))
+    x, y = digits(8, seed=2)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)  # 2 steps of 4
+    for name, fwd, bwd in (("msd", 2 * (4 * 3 + 2) * 4, 2 * (3 + 1) * 4),
+                           ("none", 2 * 4, 2 * 4)):
+        trainer, _ = _trainer(strategy, name)
+        logs = trainer.fit(ds, epochs=1, verbose=0).history
+        assert (logs["forward_examples"], logs["backward_examples"]) == ([fwd], [bwd]), name

@@ -41,8 +41,9 @@ def one_norm_counts(x: tf.Tensor) -> tf.Tensor:
 
 
 def logits_of(model: Callable, x: tf.Tensor, training: bool) -> tf.Tensor:
-    """Calls `model` on `x`; Keras layers get `training=`, other callables just `x`."""
-    if isinstance(model, keras.layers.Layer):
+    """Calls `model` on `x`; Keras layers (and callables that declare `takes_training`,
+    e.g. `compute.CountedModel`) get `training=`, other callables just `x`."""
+    if isinstance(model, keras.layers.Layer) or getattr(model, "takes_training", False):
         return model(x, training=training)
     return model(x)
 
