@@ -85,3 +85,15 @@ def test_dependency_graph_has_no_cycle():
 
     for n in graph:
         visit(n)
+
+
+def test_the_wheel_lists_every_package():
+    """pyproject.toml names its packages one by one: a new subpackage left out of the list
+    would be missing from the installed wheel (msd_tf.balls once was)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts)
+               for p in (ROOT / "msd_tf").rglob("__init__.py")}
+    assert on_disk <= listed, sorted(on_disk - listed)
