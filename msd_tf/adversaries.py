@@ -274,8 +274,7 @@ class RAMP(Adversary):
         x_worse = tf.where(base.broadcast_mask(take_q, x), x_q, x_r)
         n_q = tf.reduce_sum(tf.cast(take_q, tf.float32))
         batch = tf.cast(tf.shape(x)[0], tf.float32)
-        counts = tf.scatter_nd([[NORMS.index(self.pair[0])], [NORMS.index(self.pair[1])]],
-                               tf.stack([n_q, batch - n_q]), [len(NORMS)])
+        counts = _per_norm(tf.stack([n_q, batch - n_q]), (self.source, self.target))
         return AdversaryOutput(x_worse, y, counts, extra={"x_q": x_q, "x_r": x_r})
 
     def attach(self, trainer):
@@ -289,7 +288,6 @@ class RAMP(Adversary):
         self.anchor = [self.add_weight(shape=w.shape, dtype=w.dtype, initializer="zeros",
                                        trainable=False, name=f"theta_old_{i}")
                        for i, w in enumerate(model.weights)]
-        self.weight_decay = trainer.weight_decay
 
     def after_update(self, trainer, x, y, sample_weight):
         """One step of the natural copy on the clean batch: the trainer's loss (its
@@ -298,12 +296,8 @@ class RAMP(Adversary):
             return
         with tf.GradientTape() as tape:
             logits = trainer.compute.count(self.natural(x, training=True))
-            loss = trainer.compute_loss(x=x, y=y, y_pred=logits, sample_weight=sample_weight,
-                                        training=True)
-            if self.weight_decay:
-                l2 = tf.add_n([tf.reduce_sum(tf.square(w))
-                               for w in self.natural.trainable_weights])
-                loss += 0.5 * self.weight_decay * l2 / trainer._replicas()
+            loss = trainer.regularized_loss(x, y, logits, sample_weight,
+                                            self.natural.trainable_weights)
         grads = tape.gradient(loss, self.natural.trainable_weights)
         self.natural_optimizer.apply(grads, self.natural.trainable_weights)
 

@@ -13,6 +13,8 @@ every epoch, summed over replicas, written per epoch to history.csv
 dropped and trained again).
 """
 
+import csv
+
 import keras
 import tensorflow as tf
 
@@ -46,8 +48,6 @@ class Counter:
 def total(history_csv: str) -> dict:
     """A run's compute from its history.csv: {"forward_examples", "backward_examples",
     "passes"} summed over its epochs (zeros if the columns are absent)."""
-    import csv
-
     out = {"forward_examples": 0, "backward_examples": 0}
     with open(history_csv, newline="") as f:
         for row in csv.DictReader(f):

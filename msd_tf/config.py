@@ -25,6 +25,11 @@ _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_check
 _RAMP_ONLY = ("ramp_lambda", "ramp_pair", "ramp_projection")
 
 
+def _not_experiment(adversary: str | None) -> tuple[str, ...]:
+    """The config fields that are not part of a run's experiment for this adversary."""
+    return _NOT_EXPERIMENT + (() if adversary == "ramp" else _RAMP_ONLY)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A training run. See `msd_tf/flags.py` for the meaning of every field.
@@ -104,7 +109,7 @@ class TrainConfig:
         """The fields that define the experiment (a resumed run must match them), with
         the training data's content fingerprint in place of `data_dir`."""
         d = dataclasses.asdict(self)
-        for k in _NOT_EXPERIMENT + (() if self.adversary == "ramp" else _RAMP_ONLY):
+        for k in _not_experiment(self.adversary):
             d.pop(k)
         d["train_data_sha256"] = train_data_sha256
         return json.loads(json.dumps(d))  # tuples -> lists, as read back from JSON
@@ -133,5 +138,5 @@ def _upgrade(saved: dict) -> dict:
 def experiment_of(saved: dict) -> dict:
     """`TrainConfig.experiment` of a saved config.json (its extra keys included)."""
     saved = _upgrade(saved)
-    drop = _NOT_EXPERIMENT + (() if saved.get("adversary") == "ramp" else _RAMP_ONLY)
+    drop = _not_experiment(saved.get("adversary"))
     return {k: v for k, v in saved.items() if k not in drop}

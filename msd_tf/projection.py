@@ -6,8 +6,8 @@ is positive:
 
     theta_new = theta_old + (1 - beta) g_a + beta * max(cos(g_a, g_n), 0) * g_n
 
-with the cosine over the whole tensor (flattened; norms floored at 1e-8 as torch's
-CosineSimilarity). Scalars (step counters) take theta_adv. Pure TensorFlow.
+with the cosine over the whole tensor (flattened; the product of the two norms floored
+at 1e-8). Scalars (step counters) take theta_adv. Pure TensorFlow.
 """
 
 import tensorflow as tf

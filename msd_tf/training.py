@@ -97,6 +97,16 @@ class AdversarialTrainer(keras.Model):
     def _replicas(self) -> int:
         return tf.distribute.get_strategy().num_replicas_in_sync
 
+    def regularized_loss(self, x, y, logits, sample_weight, weights) -> tf.Tensor:
+        """The compiled loss of `logits` plus the weight decay of `weights`, per replica:
+        what a training step minimizes (also RAMP's natural copy's, with its weights)."""
+        loss = self.compute_loss(x=x, y=y, y_pred=logits, sample_weight=sample_weight,
+                                 training=True)
+        if self.weight_decay:
+            l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in weights])
+            loss += 0.5 * self.weight_decay * l2 / self._replicas()
+        return loss
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         adv = self.adversary.perturb(self._counted, x, y, seed=self.step_seed(),
@@ -105,11 +115,8 @@ class AdversarialTrainer(keras.Model):
         sw_adv = None if sample_weight is None else tf.concat([sample_weight] * adv.repeats, 0)
         with tf.GradientTape() as tape:
             logits = self._counted(x_adv, training=True)
-            loss = self.compute_loss(x=x_adv, y=adv.y, y_pred=logits, sample_weight=sw_adv,
-                                     training=True)
-            if self.weight_decay:
-                l2 = tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.model.trainable_weights])
-                loss += 0.5 * self.weight_decay * l2 / self._replicas()
+            loss = self.regularized_loss(x_adv, adv.y, logits, sw_adv,
+                                         self.model.trainable_weights)
             term = self.adversary.loss_term(self._counted, adv, sample_weight)
             if term is not None:  # e.g. RAMP's KL; scaled per replica as compute_loss is
                 loss += term / self._replicas()
@@ -145,6 +152,7 @@ class AdversarialTrainer(keras.Model):
         self.clean_loss.update_state(cross_entropy(logits, y), sample_weight=sample_weight)
         self.clean_acc.update_state(y, logits, sample_weight=sample_weight)
         logs = self.compute_metrics(x, y, logits, sample_weight=sample_weight)
+        training_only = {self.adversary.term_name, self.forward_examples.name,
+                         self.backward_examples.name}
         return {k: v for k, v in logs.items()
-                if not k.startswith(("adv_", "chose_")) and k != self.adversary.term_name
-                and k not in ("forward_examples", "backward_examples")}
+                if not k.startswith(("adv_", "chose_")) and k not in training_only}

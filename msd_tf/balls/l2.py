@@ -16,8 +16,7 @@ class L2(Ball):
         return steps.steepest_step_l2(grad, alpha=threat.alpha)
 
     def unit_step(self, grad):
-        g = shapes.expand_to_rank(self.norm(grad), grad)
-        return grad / tf.maximum(g, 1e-12)
+        return steps.steepest_step_l2(grad, alpha=1.0)
 
     def project(self, delta, eps):
         return projections.project_l2(delta, eps)

@@ -17,7 +17,7 @@ class Linf(Ball):
         return steps.steepest_step_linf(grad, alpha=threat.alpha)
 
     def unit_step(self, grad):
-        return tf.sign(grad)
+        return steps.steepest_step_linf(grad, alpha=1.0)
 
     def project(self, delta, eps):
         return projections.project_linf(delta, eps)
