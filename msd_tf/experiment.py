@@ -117,6 +117,51 @@ def check_output_dir(config: TrainConfig, train_sha256: str) -> None:
                        f"({details}). Use a new --output_dir.")
 
 
+def adversary_of(config: TrainConfig, name: str | None = None) -> Adversary:
+    """The adversary `config` trains with (or adversary `name` at its settings)."""
+    name = name or config.adversary
+    options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair,
+                    projection=config.ramp_projection) if name == "ramp" else {})
+    return make_adversary(name, config.threats, msd_steps=config.msd_steps,
+                          training=config.attack_training_mode, **options)
+
+
+def step_cost(config: TrainConfig) -> dict:
+    """Forward and backward example-passes per training example of one step of
+    `config`'s adversary when no attack stops early: counted by the trainer's counter
+    (`compute.Counter`) on one step of a linear model whose logit margin no perturbation
+    in the box can flip (class 0 leads by 100, the weights are ~1e-3), so every attack
+    runs all its iterations. E-AT: the mean of its norms' single-norm steps (each batch
+    draws one). An upper bound of what training counts, the planning unit of
+    `reproduce --table=union`; the run's own count is in its summary.json.
+
+    Returns:
+      {"forward": float, "backward": float, "passes": forward + backward}.
+    """
+    if config.adversary == "eat":
+        costs = [step_cost(dataclasses.replace(config, adversary=t.norm))
+                 for t in config.threats]
+        out = {k: float(np.mean([c[k] for c in costs])) for k in ("forward", "backward")}
+        return {**out, "passes": out["forward"] + out["backward"]}
+    info = data.DATASETS[config.dataset]
+    classes, batch = info["classes"], 2
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input(info["shape"]), keras.layers.Flatten(),
+        keras.layers.Dense(classes, kernel_initializer=keras.initializers.RandomNormal(
+            stddev=1e-3), bias_initializer=keras.initializers.Constant(
+                [100.0] + [0.0] * (classes - 1)))])
+    trainer = AdversarialTrainer(model, adversary_of(config), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(1e-9),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.full((batch, *info["shape"]), 0.5, np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch, np.int64))).batch(batch)
+    history = trainer.fit(ds, epochs=1, verbose=0).history
+    out = {"forward": history["forward_examples"][0] / batch,
+           "backward": history["backward_examples"][0] / batch}
+    return {**out, "passes": out["forward"] + out["backward"]}
+
+
 def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int) -> Parts:
     """Model, adversary, optimizer (built, so that its slots exist before a restore) and
     trainer, each from its registry by name.
@@ -128,12 +173,7 @@ def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch
     with strategy.scope():
         try:
             model = build_model(config.model, info["shape"], info["classes"])
-            options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair,
-                            projection=config.ramp_projection)
-                       if config.adversary == "ramp" else {})
-            adversary = make_adversary(config.adversary, config.threats,
-                                       msd_steps=config.msd_steps,
-                                       training=config.attack_training_mode, **options)
+            adversary = adversary_of(config)
             optimizer = make_optimizer(config.optimizer, lr_epochs=config.lr_epochs,
                                        lr_values=config.lr_values,
                                        steps_per_epoch=steps_per_epoch,

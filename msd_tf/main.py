@@ -11,9 +11,14 @@ bit-exact; `--nodeterministic` lets independent ops run concurrently.
 
 import os
 
-from absl import app, logging
+from absl import app, flags, logging
 
 from msd_tf import cli
+
+_COST = flags.DEFINE_bool(
+    "cost", False, "Print the compute of one training step of these flags (forward and "
+    "backward example-passes per training example, no attack stopping early) as one JSON "
+    "line and exit: no data read, nothing trained. Used by reproduce --table=union.")
 
 
 def main(argv):
@@ -29,6 +34,11 @@ def main(argv):
         config = msd_flags.to_config()
     except ValueError as e:
         cli.fail(str(e))
+    if _COST.value:
+        import json
+
+        print(json.dumps({"epochs": config.epochs, **experiment.step_cost(config)}))
+        return
     logging.info("Training configuration:\n%s", config.to_json())
     cli.configure_process(deterministic=config.deterministic, seed=config.seed,
                           precision=config.precision)

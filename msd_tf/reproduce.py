@@ -30,7 +30,10 @@ from absl import app, flags
 
 from msd_tf import cli, paper
 
-_TABLE = flags.DEFINE_enum("table", "3", ["3", "4"], "Paper table: 3 (MNIST), 4 (CIFAR-10).")
+_TABLE = flags.DEFINE_enum(
+    "table", "3", ["3", "4", "union"], "Paper table: 3 (MNIST), 4 (CIFAR-10); union: the "
+    "compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and E-AT / RAMP fine-tuned "
+    "from P_inf, each on MSD's training compute; msd_tf/union.py), MNIST.")
 _SCALE = flags.DEFINE_enum(
     "scale", "small", ["small", "paper", "smoke"],
     "small: the CPU recipe of flags/mnist/small (Table 3 only, ~2 h on 2 cores); paper: "
@@ -116,7 +119,7 @@ SCALES = {
 
 
 def _dataset(table: str) -> str:
-    return paper.DATASET_OF_TABLE[int(table)]
+    return "mnist" if table == "union" else paper.DATASET_OF_TABLE[int(table)]
 
 
 def _run(cmd: list[str], log_path: str, *, dry_run: bool) -> float:
@@ -188,6 +191,8 @@ def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
     table, scale_name = _TABLE.value, _SCALE.value
+    if table == "union":
+        return _union(scale_name)
     scale = SCALES.get((table, scale_name))
     if scale is None:
         cli.fail(f"--table={table} has no --scale={scale_name}; known: "
@@ -233,6 +238,85 @@ def main(argv):
                                       timings=timings.values)
     with open(paths["md"]) as f:
         print(f.read())
+
+
+def _union(scale_name: str) -> None:
+    """The compute-matched union benchmark (msd_tf/union.py): plan, train, evaluate,
+    report; every step reused or resumed when the same command runs again."""
+    from msd_tf import union
+
+    if scale_name not in union.METHODS:
+        cli.fail(f"--table=union has no --scale={scale_name}; known: "
+                 f"{sorted(union.METHODS)}.")
+    scale = SCALES[("3", scale_name)]  # Table 3's evaluation at this scale
+    methods = union.METHODS[scale_name]
+    known = [m.name for m in methods]
+    chosen = _MODELS.value if _MODELS.present else known
+    unknown = [m for m in chosen if m not in known]
+    if unknown:
+        cli.fail(f"unknown --models {unknown} for --table=union; known: {known}.")
+    needed = set(chosen) | {union.REFERENCE}
+    needed |= {m.init_from for m in methods if m.name in needed and m.init_from}
+    methods = [m for m in methods if m.name in needed]
+    data_dir = _DATA_DIR.value
+    if data_dir and not os.path.exists(data_dir):
+        cli.fail(f"--data_dir {data_dir}: no such file or folder.")
+    out = _OUTPUT_DIR.value or os.path.join("runs", f"union_{scale_name}")
+    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    timings = _Timings(os.path.join(out, "timings.json"))
+    dry = _DRY_RUN.value
+    offline = [f"--data_dir={data_dir}", *scale.offline] if data_dir else []
+
+    recipes = {m.name: list(m.flags) + offline for m in methods}
+    plan_path = os.path.join(out, "plan.json")
+    plan = union.load_plan(plan_path)
+    if plan is not None and plan.get("recipes") != {m: recipes[m] for m in plan["recipes"]}:
+        cli.fail(f"{plan_path} was planned for other recipes than these; use another "
+                 f"--output_dir (or delete that folder to start over).")
+    if plan is None or set(recipes) - set(plan["recipes"]):
+        costs = {}
+        for m in methods:  # a missing flagfile fails here, before any training
+            print(f"[cost] {m.label}", flush=True)
+            res = subprocess.run([sys.executable, "-m", "msd_tf.main", *recipes[m.name],
+                                  "--cost"], capture_output=True, text=True,
+                                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+            lines = res.stdout.strip().splitlines()
+            if res.returncode or not lines:
+                err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+                cli.fail(f"the {m.name} recipe: {err[-1][7:] if err else res.stderr[-300:]}")
+            costs[m.name] = json.loads(lines[-1])
+        plan = {**union.plan_epochs(costs, methods), "costs": costs, "recipes": recipes}
+        with open(plan_path + ".tmp", "w") as f:
+            json.dump(plan, f, indent=2)
+        os.replace(plan_path + ".tmp", plan_path)
+    for i, m in enumerate(methods):  # pre-training before the fine-tunings (list order)
+        p = plan[m.name]
+        print(f"[{i + 1}/{len(methods)}] {m.label}: {p['epochs']} epochs, "
+              f"{p['planned_passes_per_example']:g} passes per example "
+              f"(budget {plan['budget_passes_per_example']:g})", flush=True)
+        cmd = ["-m", "msd_tf.main", *union.train_flags(m, plan, out), *offline,
+               f"--output_dir={os.path.join(out, m.name)}"]
+        timings.add(f"train/{m.name}", _run(cmd, os.path.join(out, "logs", f"{m.name}.log"),
+                                            dry_run=dry))
+    names = [m.name for m in methods]
+    print(f"[eval] {len(names)} models", flush=True)
+    timings.add("eval", _run(_evaluate_args(scale, names, out, data_dir, slow=False),
+                             os.path.join(out, "logs", "eval.log"), dry_run=dry))
+    if dry:
+        return
+    paths = union.write(out, methods, plan, timings.values, note=UNION_NOTES[scale_name])
+    with open(paths["md"]) as f:
+        print(f.read())
+
+
+UNION_NOTES = {
+    "small": "the small Table 3 recipes (flags/mnist/small: 9,000 training digits, 10 "
+             "attack iterations per norm), epochs set so that each trainer gets MSD's "
+             "training compute; E-AT and RAMP also fine-tuned from a P_inf model trained "
+             "on two thirds of it; evaluation: the small Table 3's strong suite without "
+             "the slow attacks",
+    "smoke": "seconds: one or two training steps per method, a few weak attacks (tests)",
+}
 
 
 def run():
