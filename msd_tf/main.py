@@ -37,7 +37,8 @@ def main(argv):
     if _COST.value:
         import json
 
-        print(json.dumps({"epochs": config.epochs, **experiment.step_cost(config)}))
+        print(json.dumps({"epochs": config.epochs, "lr_epochs": list(config.lr_epochs),
+                          **experiment.step_cost(config)}))
         return
     logging.info("Training configuration:\n%s", config.to_json())
     cli.configure_process(deterministic=config.deterministic, seed=config.seed,

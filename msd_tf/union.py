@@ -43,7 +43,8 @@ class Method:
       flags: `msd_tf.main` flags of its recipe (the epochs and learning-rate knots are
         planned; everything else is the recipe's).
       share: the fraction of the budget its own training gets.
-      warmup: the fraction of its epochs with a rising learning rate.
+      warmup: the fraction of its epochs with a rising learning rate (then a linear decay
+        to 0: three knots); None: the recipe's own knots, scaled to the planned epochs.
       init_from: the method whose SavedModel it fine-tunes (None: from scratch).
     """
 
@@ -51,7 +52,7 @@ class Method:
     label: str
     flags: tuple[str, ...]
     share: float = 1.0
-    warmup: float = 0.4
+    warmup: float | None = 0.4
     init_from: str | None = None
 
 
@@ -80,6 +81,17 @@ METHODS = {
         Method("finetune_ramp", "P_inf + RAMP", _small("finetune_ramp"),
                share=1 - PRETRAIN_SHARE, warmup=1 / 3, init_from="linf"),
     ),
+    "paper": (  # CIFAR-10 at Table 4's radii, for a GPU (the recipes' own schedules)
+        *(Method(n, label, (f"--flagfile=flags/cifar10/{n}.cfg",), warmup=None)
+          for n, label in (("msd", "MSD"), ("max", "MAX"), ("avg", "AVG"), ("eat", "E-AT"),
+                           ("ramp", "RAMP"))),
+        Method("linf", "P_inf (pre-training)", ("--flagfile=flags/cifar10/linf.cfg",),
+               share=PRETRAIN_SHARE, warmup=None),
+        *(Method(f"finetune_{n}", f"P_inf + {label}", (f"--flagfile=flags/cifar10/"
+                                                       f"finetune_{n}.cfg",),
+                 share=1 - PRETRAIN_SHARE, warmup=None, init_from="linf")
+          for n, label in (("eat", "E-AT"), ("ramp", "RAMP"))),
+    ),
     "smoke": (
         Method("msd", "MSD", _smoke("msd", "--epochs=2")),
         Method("eat", "E-AT", _smoke("eat")),
@@ -94,9 +106,10 @@ REFERENCE = "msd"  # the budget: this method's recipe as it stands
 
 
 def plan_epochs(costs: dict, methods, reference: str = REFERENCE) -> dict:
-    """{method: {"epochs", "lr_epochs", "planned_passes"}} from each recipe's `--cost`
-    ({"epochs", "passes"}: its flagfile's epochs and its passes per example and step).
-    The budget is the reference's epochs x its step cost (per training example)."""
+    """{method: {"epochs", "lr_epochs", "planned_passes_per_example", ...}} from each
+    recipe's `--cost` ({"epochs", "lr_epochs", "passes"}: its flags' epochs and knots, its
+    passes per example and step). The budget is the reference's epochs x its step cost
+    (per training example)."""
     budget = costs[reference]["epochs"] * costs[reference]["passes"]
     plan = {"budget_passes_per_example": budget}
     for m in methods:
@@ -104,7 +117,10 @@ def plan_epochs(costs: dict, methods, reference: str = REFERENCE) -> dict:
         epochs = max(1, round(m.share * budget / step))
         plan[m.name] = {
             "epochs": epochs,
-            "lr_epochs": [0.0, round(m.warmup * epochs, 3), float(epochs)],
+            "lr_epochs": ([0.0, round(m.warmup * epochs, 3), float(epochs)]
+                          if m.warmup is not None else
+                          [round(k * epochs / costs[m.name]["epochs"], 3)
+                           for k in costs[m.name]["lr_epochs"]]),
             "planned_passes_per_example": epochs * step,
             "step_passes_per_example": step,
             "share": m.share,
