@@ -186,6 +186,7 @@ def _radii(results: dict) -> dict:
 def write(out: str, methods, plan: dict, timings: dict, note: str) -> dict:
     """Writes union.md / union.json / union.png; returns their paths."""
     from msd_tf import machine
+    from msd_tf.evaluation import reproduction
 
     data = collect(out, methods, plan, timings)
     data["note"] = note
@@ -207,21 +208,10 @@ def write(out: str, methods, plan: dict, timings: dict, note: str) -> dict:
             "-" if r.get(c) is None else f"{r[c]:.1f}" for c in cols)
             + f" | {r['epochs']} | {passes} | {r['of_budget']:.2f} | {minutes} |")
     lines += ["", "Passes of a fine-tuned model: its fine-tuning + its P_inf pre-training; "
-              "'of budget' counts both.", "",
-              "## Run time (wall clock, accumulated over resumptions)", "",
-              "| step | minutes |", "|---|---|"]
-    for key, seconds in timings.items():
-        lines.append(f"| {key} | {seconds / 60:.1f} |")
-    lines.append(f"| total | {sum(timings.values()) / 60:.1f} |")
+              "'of budget' counts both.", "", *reproduction.timing_lines(timings)]
     lines += ["", f"Machine: {machine.describe(facts) if facts else 'not recorded'}; "
               f"msd_tf git commit {data['git_commit']}."]
-    paths = {k: os.path.join(out, f"union.{k}") for k in ("md", "json", "png")}
-    with open(paths["md"], "w") as f:
-        f.write("\n".join(lines) + "\n")
-    with open(paths["json"], "w") as f:
-        json.dump(data, f, indent=2)
-    _plot(data, paths["png"])
-    return paths
+    return reproduction.save(out, "union", lines, data, lambda path: _plot(data, path))
 
 
 def _plot(data: dict, path: str) -> None:

@@ -136,20 +136,30 @@ def write(out: str, *, table: int, scale: str, note: str, models: list[str],
             r = data["rows"][m]
             lines.append(f"| {r['name']} | " + " | ".join(
                 f"{r['slow_only'][c]:.1f}" for c in slow_cols) + " |")
-    lines += ["", "## Run time (wall clock, accumulated over resumptions)", "",
-              "| step | minutes |", "|---|---|"]
-    for key, seconds in timings.items():
-        lines.append(f"| {key} | {seconds / 60:.1f} |")
-    lines.append(f"| total | {sum(timings.values()) / 60:.1f} |")
+    lines += ["", *timing_lines(timings)]
     prov = data["provenance"]
     lines += ["", f"Machine: {data['machine']}; msd_tf git commit {prov['git_commit']}; "
               f"TensorFlow {prov['versions'].get('tensorflow')}."]
-    paths = {k: os.path.join(out, f"table{table}.{k}") for k in ("md", "json", "png")}
+    return save(out, f"table{table}", lines, data, lambda path: _plot(data, cols[1:], path))
+
+
+def timing_lines(timings: dict) -> list[str]:
+    """A report's run-time section: minutes per step and in all."""
+    lines = ["## Run time (wall clock, accumulated over resumptions)", "",
+             "| step | minutes |", "|---|---|"]
+    lines += [f"| {key} | {seconds / 60:.1f} |" for key, seconds in timings.items()]
+    return lines + [f"| total | {sum(timings.values()) / 60:.1f} |"]
+
+
+def save(out: str, stem: str, lines: list[str], data: dict, plot) -> dict:
+    """Writes `<stem>.md` (lines), `.json` (data) and `.png` (`plot(path)`) in `out`;
+    returns their paths."""
+    paths = {k: os.path.join(out, f"{stem}.{k}") for k in ("md", "json", "png")}
     with open(paths["md"], "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(paths["json"], "w") as f:
         json.dump(data, f, indent=2)
-    _plot(data, cols[1:], paths["png"])
+    plot(paths["png"])
     return paths
 
 
