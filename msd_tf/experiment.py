@@ -141,8 +141,9 @@ def step_cost(config: TrainConfig) -> dict:
     if config.adversary == "eat":
         costs = [step_cost(dataclasses.replace(config, adversary=t.norm))
                  for t in config.threats]
-        out = {k: float(np.mean([c[k] for c in costs])) for k in ("forward", "backward")}
-        return {**out, "passes": out["forward"] + out["backward"]}
+        forward, backward = (float(np.mean([c[k] for c in costs]))
+                             for k in ("forward", "backward"))
+        return {"forward": forward, "backward": backward, "passes": forward + backward}
     info = data.DATASETS[config.dataset]
     classes, batch = info["classes"], 2
     keras.utils.set_random_seed(0)
@@ -157,9 +158,8 @@ def step_cost(config: TrainConfig) -> dict:
     x = np.full((batch, *info["shape"]), 0.5, np.float32)
     ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch, np.int64))).batch(batch)
     history = trainer.fit(ds, epochs=1, verbose=0).history
-    out = {"forward": history["forward_examples"][0] / batch,
-           "backward": history["backward_examples"][0] / batch}
-    return {**out, "passes": out["forward"] + out["backward"]}
+    forward, backward = (history[f"{k}_examples"][0] / batch for k in ("forward", "backward"))
+    return {"forward": forward, "backward": backward, "passes": forward + backward}
 
 
 def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int) -> Parts:

@@ -137,12 +137,17 @@ def _run(cmd: list[str], log_path: str, *, dry_run: bool) -> float:
                              env=env)
     if res.returncode:
         with open(log_path) as f:
-            tail = [line.strip() for line in f.readlines()[-30:]]
-        errors = [line for line in tail if line.startswith("error:")]
-        cli.fail(f"{cmd[1]} failed (exit {res.returncode}): "
-                 f"{errors[-1][7:] if errors else tail[-1] if tail else 'no output'} "
+            tail = f.readlines()[-30:]
+        cli.fail(f"{cmd[1]} failed (exit {res.returncode}): {_last_error(tail)} "
                  f"(log: {log_path}). Fix it and run the same command again to continue.")
     return time.time() - t0
+
+
+def _last_error(lines: list[str]) -> str:
+    """What a failed command said: its last `error:` line, else its last line."""
+    lines = [line.strip() for line in lines]
+    errors = [line for line in lines if line.startswith("error:")]
+    return errors[-1][7:] if errors else lines[-1] if lines else "no output"
 
 
 class _Timings:
@@ -273,7 +278,8 @@ def _union(scale_name: str) -> None:
     recipes = {m.name: list(m.flags) + offline for m in methods}
     plan_path = os.path.join(out, "plan.json")
     plan = union.load_plan(plan_path)
-    if plan is not None and plan.get("recipes") != {m: recipes[m] for m in plan["recipes"]}:
+    shared = set(recipes) & set(plan["recipes"]) if plan is not None else set()
+    if any(plan["recipes"][m] != recipes[m] for m in shared):
         cli.fail(f"{plan_path} was planned for other recipes than these; use another "
                  f"--output_dir (or delete that folder to start over).")
     if plan is None or set(recipes) - set(plan["recipes"]):
@@ -285,8 +291,7 @@ def _union(scale_name: str) -> None:
                                  env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
             lines = res.stdout.strip().splitlines()
             if res.returncode or not lines:
-                err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-                cli.fail(f"the {m.name} recipe: {err[-1][7:] if err else res.stderr[-300:]}")
+                cli.fail(f"the {m.name} recipe: {_last_error(res.stderr.splitlines())}")
             costs[m.name] = json.loads(lines[-1])
         plan = {**union.plan_epochs(costs, methods), "costs": costs, "recipes": recipes}
         with open(plan_path + ".tmp", "w") as f:

@@ -145,6 +145,8 @@ def _run_summary(out: str, name: str) -> dict:
 
 def collect(out: str, methods, plan: dict, timings: dict) -> dict:
     """The table's numbers: the evaluation's results.json and each run's summary.json."""
+    from msd_tf.evaluation.reproduction import pct
+
     with open(os.path.join(out, "eval", "results.json")) as f:
         results = json.load(f)
     compute = {m.name: _run_summary(out, m.name)["compute"] for m in methods}
@@ -156,9 +158,9 @@ def collect(out: str, methods, plan: dict, timings: dict) -> dict:
         total = own + (compute[m.init_from]["passes"] if m.init_from else 0)
         rows[m.name] = {
             "label": m.label, "from": m.init_from,
-            "clean": _pct(s["clean"]), "all": _pct(s["all"]),
-            **{n: _pct(v["acc"]) for n, v in s["norms"].items()},
-            "paper_attacks": {n: _pct(v) for n, v in s["paper_only"].items()},
+            "clean": pct(s["clean"]), "all": pct(s["all"]),
+            **{n: pct(v["acc"]) for n, v in s["norms"].items()},
+            "paper_attacks": {n: pct(v) for n, v in s["paper_only"].items()},
             "epochs": plan[m.name]["epochs"],
             "passes": own, "total_passes": total,
             "forward_examples": compute[m.name]["forward_examples"],
@@ -172,10 +174,6 @@ def collect(out: str, methods, plan: dict, timings: dict) -> dict:
             "suite": [a["name"] for a in results["suite"]], "radii": _radii(results),
             "machine": prov.get("machine"), "git_commit": prov.get("git_commit"),
             "timings": timings}
-
-
-def _pct(v):
-    return None if v is None else round(100.0 * v, 1)
 
 
 def _radii(results: dict) -> dict:

@@ -144,6 +144,13 @@ def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir):
     assert measured(json.loads((out / "union.json").read_text())["rows"]) == measured(
         table["rows"])
 
+    # A subset (--models) reuses the whole benchmark's plan and runs.
+    res = _bench(out, mnist_dir, "--models=msd")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((out / "plan.json").read_text()) == plan
+    assert measured(json.loads((out / "union.json").read_text())["rows"]) == {
+        "msd": measured(table["rows"])["msd"]}
+
     # The recipe search (scripts/tune_union.py) on other digits, at the planned budget.
     res = subprocess.run([sys.executable, "scripts/tune_union.py", "--scale=smoke",
                           f"--bench={out}", "--method=eat", "--variant=s1=--seed=1",

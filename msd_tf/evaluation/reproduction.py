@@ -17,7 +17,7 @@ from msd_tf.threats import NORMS
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "all"}
 
 
-def _pct(v):
+def pct(v):
     return None if v is None else round(100.0 * v, 1)
 
 
@@ -39,7 +39,7 @@ def _slow_only(out: str, model: str, specs: list[dict], slow_specs: list[dict]) 
             if norm in ("all", s["norm"]):
                 only |= broken_in(slow, s)
         if any(norm in ("all", s["norm"]) for s in slow_specs):
-            result[norm] = _pct(float(np.mean(slow["clean"] & only & ~others)))
+            result[norm] = pct(float(np.mean(slow["clean"] & only & ~others)))
     return result
 
 
@@ -56,14 +56,14 @@ def collect(out: str, *, table: int, models: list[str]) -> dict:
     rows = {}
     for m in models:
         s = results["models"][m]
-        strong = {"clean": _pct(s["clean"]), "all": _pct(s["all"]),
-                  **{n: _pct(s["norms"][n]["acc"]) for n in NORMS if n in s["norms"]}}
+        strong = {"clean": pct(s["clean"]), "all": pct(s["all"]),
+                  **{n: pct(s["norms"][n]["acc"]) for n in NORMS if n in s["norms"]}}
         paper_only = s.get("paper_only", {})
-        attacks_of_paper = {n: _pct(paper_only.get(n)) for n in (*NORMS, "all")}
+        attacks_of_paper = {n: pct(paper_only.get(n)) for n in (*NORMS, "all")}
         theirs = reference.get(m)
         row = {"name": paper.MODEL_NAMES[m], "ours": strong,
                "ours_paper_attacks": attacks_of_paper,
-               "lowered_by_added": {n: _pct(v) for n, v in
+               "lowered_by_added": {n: pct(v) for n, v in
                                     s.get("broken_only_by_added", {}).items()},
                "paper": theirs,
                "diff": {k: None if theirs is None or strong.get(k) is None
