@@ -28,7 +28,7 @@ import time
 
 from absl import app, flags
 
-from msd_tf import cli, paper
+from msd_tf import cli, paper, union
 
 _TABLE = flags.DEFINE_enum(
     "table", "3", ["3", "4", "union"], "Paper table: 3 (MNIST), 4 (CIFAR-10); union: the "
@@ -138,16 +138,9 @@ def _run(cmd: list[str], log_path: str, *, dry_run: bool) -> float:
     if res.returncode:
         with open(log_path) as f:
             tail = f.readlines()[-30:]
-        cli.fail(f"{cmd[1]} failed (exit {res.returncode}): {_last_error(tail)} "
+        cli.fail(f"{cmd[1]} failed (exit {res.returncode}): {union.last_error(tail)} "
                  f"(log: {log_path}). Fix it and run the same command again to continue.")
     return time.time() - t0
-
-
-def _last_error(lines: list[str]) -> str:
-    """What a failed command said: its last `error:` line, else its last line."""
-    lines = [line.strip() for line in lines]
-    errors = [line for line in lines if line.startswith("error:")]
-    return errors[-1][7:] if errors else lines[-1] if lines else "no output"
 
 
 class _Timings:
@@ -250,8 +243,6 @@ def main(argv):
 def _union(scale_name: str) -> None:
     """The compute-matched union benchmark (msd_tf/union.py): plan, train, evaluate,
     report; every step reused or resumed when the same command runs again."""
-    from msd_tf import union
-
     if scale_name not in union.METHODS:
         cli.fail(f"--table=union has no --scale={scale_name}; known: "
                  f"{sorted(union.METHODS)}.")
@@ -286,13 +277,7 @@ def _union(scale_name: str) -> None:
         costs = {}
         for m in methods:  # a missing flagfile fails here, before any training
             print(f"[cost] {m.label}", flush=True)
-            res = subprocess.run([sys.executable, "-m", "msd_tf.main", *recipes[m.name],
-                                  "--cost"], capture_output=True, text=True,
-                                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-            lines = res.stdout.strip().splitlines()
-            if res.returncode or not lines:
-                cli.fail(f"the {m.name} recipe: {_last_error(res.stderr.splitlines())}")
-            costs[m.name] = json.loads(lines[-1])
+            costs[m.name] = union.recipe_cost(recipes[m.name], f"the {m.name} recipe")
         plan = {**union.plan_epochs(costs, methods), "costs": costs, "recipes": recipes}
         with open(plan_path + ".tmp", "w") as f:
             json.dump(plan, f, indent=2)

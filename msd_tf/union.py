@@ -27,6 +27,8 @@ the machine:
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 
 from msd_tf import cli
 
@@ -103,6 +105,25 @@ METHODS = {
     ),
 }
 REFERENCE = "msd"  # the budget: this method's recipe as it stands
+
+
+def last_error(lines: list[str]) -> str:
+    """What a failed command said: its last `error:` line, else its last line."""
+    lines = [line.strip() for line in lines]
+    errors = [line for line in lines if line.startswith("error:")]
+    return errors[-1][7:] if errors else lines[-1] if lines else "no output"
+
+
+def recipe_cost(flags: list[str], what: str) -> dict:
+    """`msd_tf.main <flags> --cost` ({"epochs", "lr_epochs", "passes", ...}); one `error:`
+    line naming `what` if the recipe is refused (a missing flagfile, a bad flag)."""
+    res = subprocess.run([sys.executable, "-m", "msd_tf.main", *flags, "--cost"],
+                         capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    lines = res.stdout.strip().splitlines()
+    if res.returncode or not lines:
+        cli.fail(f"{what}: {last_error(res.stderr.splitlines())}")
+    return json.loads(lines[-1])
 
 
 def plan_epochs(costs: dict, methods, reference: str = REFERENCE) -> dict:

@@ -8,12 +8,14 @@ Each variant is the method's benchmark recipe (its flags and planned epochs in
 `<bench>/plan.json`, offline data included, so the same compute budget; a fine-tuning
 starts from the benchmark's P_inf model) with the variant's flags added after it; "base"
 (no flags) is always trained.
+A variant that changes the step's cost (attack iterations, the adversary) gets its
+epochs re-planned: its `--cost` at the method's share of the same budget, its learning-rate
+knots scaled as the benchmark's (so "5 MSD iterations" trains about twice the epochs of 10).
 All are evaluated together by `msd_tf.evaluate` on `--tune_split` (default test[500:1000]:
 never trained on, and not the benchmark's test[:500]) with `--attacks` (default APGD-CE and
 APGD-T in every norm: most of what the strong suite breaks, a fraction of its time), and
 `tune.md` lists them by union robust accuracy. Runs and the evaluation cache are reused when
-the same command runs again; a variant's planned compute is unchanged only if its flags
-change no attack iteration count (check its summary.json's "compute").
+the same command runs again; tune.md lists each variant's epochs and counted passes.
 """
 
 import dataclasses
@@ -75,9 +77,19 @@ def main(argv):
         variants[name] = extra.split()
     out = os.path.join(_OUTPUT_DIR.value, method.name)
     os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    epochs = {}
     for name, extra in variants.items():
-        _run(["-m", "msd_tf.main", *union.train_flags(method, plan, _BENCH.value),
-              *extra, f"--output_dir={os.path.join(out, name)}"],
+        variant = dataclasses.replace(method, flags=(*method.flags, *extra))
+        vplan = plan
+        if extra:  # its own step cost at the method's share of the same budget
+            cost = union.recipe_cost(list(variant.flags), f"--variant {name}")
+            if cost["passes"] != plan["costs"][method.name]["passes"]:
+                vplan = union.plan_epochs(
+                    {"budget": {"epochs": 1, "passes": plan["budget_passes_per_example"]},
+                     method.name: cost}, [variant], reference="budget")
+        epochs[name] = vplan[method.name]["epochs"]
+        _run(["-m", "msd_tf.main", *union.train_flags(variant, vplan, _BENCH.value),
+              f"--output_dir={os.path.join(out, name)}"],
              os.path.join(out, "logs", f"{name}.log"))
     models = ",".join(os.path.join(out, n, "saved_model") for n in variants)
     _run(["-m", "msd_tf.evaluate", "--flagfile=flags/mnist/eval.cfg", "--suite=strong",
@@ -98,10 +110,11 @@ def main(argv):
         rows.append((s["all"], name, " ".join(extra), s, passes))
     lines = [f"# Tuning {method.label} on {_TUNE_SPLIT.value} ({_NUM.value} digits; "
              f"attacks: {', '.join(_ATTACKS.value)})", "",
-             "| variant | flags | clean | l_inf | l_2 | l_1 | union | passes (M) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| variant | flags | epochs | clean | l_inf | l_2 | l_1 | union | passes (M) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for _, name, extra, s, passes in sorted(rows, key=lambda r: -r[0]):
-        lines.append(f"| {name} | {extra or '-'} | {100 * s['clean']:.1f} | " + " | ".join(
+        lines.append(f"| {name} | {extra or '-'} | {epochs[name]} | {100 * s['clean']:.1f} | "
+                     + " | ".join(
             f"{100 * s['norms'][n]['acc']:.1f}" if n in s["norms"] else "-"
             for n in ("linf", "l2", "l1"))
             + f" | {100 * s['all']:.1f} | {passes / 1e6:.2f} |")

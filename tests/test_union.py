@@ -151,9 +151,11 @@ def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir):
     assert measured(json.loads((out / "union.json").read_text())["rows"]) == {
         "msd": measured(table["rows"])["msd"]}
 
-    # The recipe search (scripts/tune_union.py) on other digits, at the planned budget.
+    # The recipe search (scripts/tune_union.py) on other digits, at the planned budget: a
+    # variant with fewer attack iterations gets its epochs re-planned from its own step cost.
     res = subprocess.run([sys.executable, "scripts/tune_union.py", "--scale=smoke",
                           f"--bench={out}", "--method=eat", "--variant=s1=--seed=1",
+                          "--variant=k1=--linf_steps=1 --l2_steps=1 --l1_steps=1",
                           "--num_examples=8", "--attacks=apgd_ce_linf,apgd_ce_l1",
                           "--tune_split=test[100:200]", f"--output_dir={tmp_path / 'tune'}"],
                          cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
@@ -162,12 +164,23 @@ def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir):
     tuned = json.loads((tmp_path / "tune" / "eat" / "eval" / "results.json").read_text())
     assert tuned["provenance"]["split"] == "test[100:200]"
     md = (tmp_path / "tune" / "eat" / "tune.md").read_text()
-    for name, flags in (("base", "-"), ("s1", "--seed=1")):
+    base_run = json.loads((out / "eat" / "config.json").read_text())
+    r1 = next(t["restarts"] for t in base_run["threats"] if t["norm"] == "l1")
+    # E-AT's 1-iteration step by the closed form (a norm's PGD: 2 forwards, 1 backward per
+    # run; the update 2 + 1), the mean over its three norms.
+    k1_cost = (2 * (2 + 2 + 1 + 1) + (2 * r1 + 2 + r1 + 1)) / 3
+    want = {"base": plan["eat"]["epochs"], "s1": plan["eat"]["epochs"],
+            "k1": max(1, round(plan["budget_passes_per_example"] / k1_cost))}
+    assert want["k1"] != want["base"]
+    for name, flags in (("base", "-"), ("s1", "--seed=1"),
+                        ("k1", "--linf_steps=1 --l2_steps=1 --l1_steps=1")):
         s = tuned["models"][name]
-        assert (f"| {name} | {flags} | {100 * s['clean']:.1f} | "
+        assert (f"| {name} | {flags} | {want[name]} | {100 * s['clean']:.1f} | "
                 f"{100 * s['norms']['linf']['acc']:.1f} | - |") in md
         run = json.loads((tmp_path / "tune" / "eat" / name / "config.json").read_text())
-        assert run["epochs"] == plan["eat"]["epochs"]
+        assert run["epochs"] == want[name]
+        assert len((tmp_path / "tune" / "eat" / name / "history.csv").read_text()
+                   .strip().splitlines()) - 1 == want[name]
 
     # A plan made for other recipes is not reused for these.
     plan["recipes"]["eat"].append("--linf_steps=7")
