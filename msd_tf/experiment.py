@@ -364,7 +364,8 @@ def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history
         "machine": machine.facts(),  # what train_seconds_this_run was measured on
         # Machine-independent: example-passes of the model over the whole run (resumed
         # runs included), attacks and the clean copy of RAMP's projection included.
-        "compute": compute.total(os.path.join(config.output_dir, "history.csv")),
+        "compute": {**compute.total(os.path.join(config.output_dir, "history.csv")),
+                    "examples_per_epoch": inputs.steps_per_epoch * config.batch_size},
     }
     _write_atomically(os.path.join(config.output_dir, "summary.json"),
                       json.dumps(summary, indent=2))

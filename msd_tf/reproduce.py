@@ -267,18 +267,21 @@ def _union(scale_name: str) -> None:
     offline = [f"--data_dir={data_dir}", *scale.offline] if data_dir else []
 
     recipes = {m.name: list(m.flags) + offline for m in methods}
+    keys = {name: union.recipe_key(flags) for name, flags in recipes.items()}
     plan_path = os.path.join(out, "plan.json")
     plan = union.load_plan(plan_path)
-    shared = set(recipes) & set(plan["recipes"]) if plan is not None else set()
-    if any(plan["recipes"][m] != recipes[m] for m in shared):
-        cli.fail(f"{plan_path} was planned for other recipes than these; use another "
-                 f"--output_dir (or delete that folder to start over).")
+    changed = union.changed_recipes(plan, recipes) if plan is not None else []
+    if changed:
+        cli.fail(f"{plan_path} was planned for other recipes than these (the flags or "
+                 f"flagfiles of {changed} changed since); use another --output_dir "
+                 f"(or delete that folder to start over).")
     if plan is None or set(recipes) - set(plan["recipes"]):
         costs = {}
         for m in methods:  # a missing flagfile fails here, before any training
             print(f"[cost] {m.label}", flush=True)
             costs[m.name] = union.recipe_cost(recipes[m.name], f"the {m.name} recipe")
-        plan = {**union.plan_epochs(costs, methods), "costs": costs, "recipes": recipes}
+        plan = {**union.plan_epochs(costs, methods, budget=union.BUDGETS.get(scale_name)),
+                "costs": costs, "recipes": recipes, "recipe_keys": keys}
         with open(plan_path + ".tmp", "w") as f:
             json.dump(plan, f, indent=2)
         os.replace(plan_path + ".tmp", plan_path)

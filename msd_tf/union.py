@@ -5,11 +5,14 @@ Every union trainer gets the same training compute, counted in example-passes of
 model (forward + backward, x batch size; `compute.py`), the unit that does not depend on
 the machine:
 
-1. **Plan** (`plan.json`, written once, reused on every resumption): `msd_tf.main --cost`
+1. **Plan** (`plan.json`, written once, reused on every resumption while the recipes'
+   flags and flagfile contents are the same, `recipe_key`): `msd_tf.main --cost`
    gives each recipe's passes per training example and step when no attack stops early
-   (`experiment.step_cost`); the budget is the reference recipe's (MSD: its epochs x its
-   step cost); a method with `share` s of the budget trains
-   round(s x budget / its step cost) epochs, its learning-rate knots scaled to them
+   (`experiment.step_cost`); the budget is the scale's (`BUDGETS`: at the small scale
+   318 passes per training example, 6 epochs of the paper-shaped 10-iteration MSD), else
+   the reference recipe's (MSD: its epochs x its step cost); a method with `share` s of
+   the budget trains round(s x budget / its step cost) epochs, its learning-rate knots
+   scaled to them
    (warm-up over `warmup` of the epochs, then linear decay to 0, the small recipe's shape).
    Fine-tuned methods start from the P_inf run of the plan, trained on the rest of the
    budget, so "from P_inf" costs P_inf plus the fine-tuning; both are in the table.
@@ -20,11 +23,12 @@ the machine:
 4. **Report** `union.md` / `union.json` / `union.png`: clean, per-norm and union robust
    accuracy, the measured compute of each run (its `summary.json`, which counts what
    training did: attacks that stop early make it lower than the plan), its ratio to the
-   reference's measured compute, epochs and wall time; the figure plots union robust
-   accuracy against compute.
+   budget (per example x the examples of an epoch), epochs and wall time; the figure
+   plots union robust accuracy against compute.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -104,7 +108,40 @@ METHODS = {
                share=1 - PRETRAIN_SHARE, warmup=1 / 3, init_from="linf"),
     ),
 }
-REFERENCE = "msd"  # the budget: this method's recipe as it stands
+REFERENCE = "msd"  # the budget where BUDGETS names none: this method's recipe as it stands
+# Passes per training example. Small: what the paper-shaped MSD recipe (10 iterations, 6
+# epochs: 6 x 53) counts, fixed so that tuning MSD's own recipe (flags/mnist/small/msd.cfg,
+# 5 iterations since the recipe search of docs/UNION_BENCHMARK.md) does not move every
+# other method's epochs.
+BUDGETS = {"small": 318}
+
+
+def recipe_key(flags) -> str:
+    """SHA-256 of a recipe's flags and of the content of every flagfile they name (nested
+    ones too, paths as absl reads them: relative to the working folder), so that a plan
+    made for a flagfile that has changed since is not taken for this one's."""
+    h = hashlib.sha256()
+    seen = set()
+
+    def add(items):
+        for item in items:
+            h.update(item.encode() + b"\0")
+            if item.startswith("--flagfile="):
+                path = item.split("=", 1)[1]
+                if path in seen:
+                    continue
+                seen.add(path)
+                try:
+                    with open(path) as f:
+                        lines = f.read().splitlines()
+                except OSError:
+                    h.update(b"<missing>\0")
+                    continue
+                add([line.strip() for line in lines
+                     if line.strip() and not line.strip().startswith("#")])
+
+    add(list(flags))
+    return h.hexdigest()
 
 
 def last_error(lines: list[str]) -> str:
@@ -126,12 +163,24 @@ def recipe_cost(flags: list[str], what: str) -> dict:
     return json.loads(lines[-1])
 
 
-def plan_epochs(costs: dict, methods, reference: str = REFERENCE) -> dict:
+def changed_recipes(plan: dict, recipes: dict) -> list[str]:
+    """The methods of `recipes` ({name: flags}) that `plan` has, planned for other flags or
+    for flagfiles whose content has changed since (a plan written before `recipe_keys`
+    existed: the flags alone)."""
+    keys = plan.get("recipe_keys", {})
+    return sorted(m for m in set(recipes) & set(plan["recipes"])
+                  if plan["recipes"][m] != list(recipes[m])
+                  or keys.get(m, recipe_key(recipes[m])) != recipe_key(recipes[m]))
+
+
+def plan_epochs(costs: dict, methods, reference: str = REFERENCE,
+                budget: float | None = None) -> dict:
     """{method: {"epochs", "lr_epochs", "planned_passes_per_example", ...}} from each
     recipe's `--cost` ({"epochs", "lr_epochs", "passes"}: its flags' epochs and knots, its
-    passes per example and step). The budget is the reference's epochs x its step cost
-    (per training example)."""
-    budget = costs[reference]["epochs"] * costs[reference]["passes"]
+    passes per example and step). The budget (passes per training example): `budget`,
+    else the reference's epochs x its step cost."""
+    if budget is None:
+        budget = costs[reference]["epochs"] * costs[reference]["passes"]
     plan = {"budget_passes_per_example": budget}
     for m in methods:
         step = costs[m.name]["passes"]
@@ -171,7 +220,11 @@ def collect(out: str, methods, plan: dict, timings: dict) -> dict:
     with open(os.path.join(out, "eval", "results.json")) as f:
         results = json.load(f)
     compute = {m.name: _run_summary(out, m.name)["compute"] for m in methods}
-    reference = compute[REFERENCE]["passes"]
+    # The budget in passes: per example x the examples of an epoch (summaries written
+    # before `examples_per_epoch` existed: what the reference counted).
+    per_epoch = compute[REFERENCE].get("examples_per_epoch")
+    reference = (plan["budget_passes_per_example"] * per_epoch if per_epoch
+                 else compute[REFERENCE]["passes"])
     rows = {}
     for m in methods:
         s = results["models"][m.name]
@@ -215,7 +268,8 @@ def write(out: str, methods, plan: dict, timings: dict, note: str) -> dict:
             for c in cols]
     lines = ["# Compute-matched union benchmark", "", f"Scale: {note}.", "",
              f"Budget: {data['budget_passes'] / 1e6:.2f} M example-passes (forward + "
-             f"backward x batch), what the {REFERENCE.upper()} recipe counted. Evaluation: "
+             f"backward x batch): {data['plan']['budget_passes_per_example']:g} per training "
+             f"example. Evaluation: "
              f"{data['n']} digits never trained on; attacks: {', '.join(data['suite'])}.", "",
              "| method | " + " | ".join(head) + " | epochs | passes (M) | of budget "
              "| training (min) |", "|---" * (len(cols) + 5) + "|"]

@@ -62,8 +62,14 @@ def main(argv):
     plan_path = os.path.join(_BENCH.value, "plan.json")
     if not os.path.exists(plan_path):
         cli.fail(f"{plan_path} missing: run `reproduce --table=union` first (or --dry_run).")
-    with open(plan_path) as f:
-        plan = json.load(f)
+    plan = union.load_plan(plan_path)
+    if _METHOD.value not in plan["recipes"]:
+        cli.fail(f"{plan_path} has no {_METHOD.value} recipe: plan the benchmark with it "
+                 f"(reproduce --table=union --models=...,{_METHOD.value} --dry_run).")
+    if union.changed_recipes(plan, {_METHOD.value: plan["recipes"][_METHOD.value]}):
+        cli.fail(f"{plan_path} was planned for another content of the {_METHOD.value} "
+                 f"recipe's flagfiles than today's; plan the benchmark again in another "
+                 f"--bench folder (reproduce --table=union --dry_run).")
     # The benchmark's own flags for it (offline data included), then the planned epochs.
     method = dataclasses.replace(methods[_METHOD.value],
                                  flags=tuple(plan["recipes"][_METHOD.value]))
@@ -84,9 +90,8 @@ def main(argv):
         if extra:  # its own step cost at the method's share of the same budget
             cost = union.recipe_cost(list(variant.flags), f"--variant {name}")
             if cost["passes"] != plan["costs"][method.name]["passes"]:
-                vplan = union.plan_epochs(
-                    {"budget": {"epochs": 1, "passes": plan["budget_passes_per_example"]},
-                     method.name: cost}, [variant], reference="budget")
+                vplan = union.plan_epochs({method.name: cost}, [variant],
+                                          budget=plan["budget_passes_per_example"])
         epochs[name] = vplan[method.name]["epochs"]
         _run(["-m", "msd_tf.main", *union.train_flags(variant, vplan, _BENCH.value),
               f"--output_dir={os.path.join(out, name)}"],

@@ -82,9 +82,36 @@ def test_plan_gives_every_method_the_reference_budget():
                                               "passes": 24}},
                             [methods[0], union.Method("eat", "E-AT", (), warmup=None)])
     assert own["eat"]["lr_epochs"] == [0.0, 5.2, 10.4, 13.0]
+    # A budget given as a number (the small scale's BUDGETS) ignores the reference's own
+    # recipe: a 5-iteration MSD (28 passes a step) gets round(318 / 28) = 11 epochs.
+    fixed = union.plan_epochs({**costs, "msd": {"epochs": 6, "passes": 28}}, methods,
+                              budget=318)
+    assert fixed["budget_passes_per_example"] == 318
+    assert [fixed[m]["epochs"] for m in ("msd", "eat", "linf", "ft")] == [11, 13, 9, 2]
+    assert fixed["msd"]["lr_epochs"] == [0.0, 4.4, 11.0]
     flags = union.train_flags(methods[3], plan, "out")
     assert flags[-3:] == ["--epochs=2", "--lr_epochs=0,0.667,2",
                           f"--init_from={os.path.join('out', 'linf', 'saved_model')}"]
+
+
+def test_recipe_key_follows_flagfile_content(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # flagfile paths are relative to the working folder
+    (tmp_path / "base.cfg").write_text("# comment\n--batch_size=50\n")
+    (tmp_path / "m.cfg").write_text("--flagfile=base.cfg\n--adversary=msd\n")
+    (tmp_path / "other.cfg").write_text("--epochs=3\n")
+    recipe = ["--flagfile=m.cfg", "--data_dir=d"]
+    key = union.recipe_key(recipe)
+    assert union.recipe_key(recipe) == key
+    (tmp_path / "other.cfg").write_text("--epochs=4\n")  # not named by the recipe
+    assert union.recipe_key(recipe) == key
+    (tmp_path / "base.cfg").write_text("# another comment\n--batch_size=50\n")
+    assert union.recipe_key(recipe) == key  # comments are not flags
+    (tmp_path / "base.cfg").write_text("--batch_size=100\n")  # a nested file changed
+    changed = union.recipe_key(recipe)
+    assert changed != key
+    assert union.recipe_key(recipe + ["--seed=1"]) != changed
+    (tmp_path / "base.cfg").unlink()
+    assert union.recipe_key(recipe) not in (key, changed)
 
 
 def _bench(out, data_dir, *extra):
@@ -95,7 +122,7 @@ def _bench(out, data_dir, *extra):
                           timeout=600)
 
 
-def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir):
+def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir, monkeypatch):
     out = tmp_path / "u"
     res = _bench(out, mnist_dir)
     assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
@@ -108,8 +135,11 @@ def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir):
                for m in names}
     history_epochs = {m: len((out / m / "history.csv").read_text().strip().splitlines()) - 1
                       for m in names}
-    budget = compute["msd"]["passes"]
-    assert table["budget_passes"] == budget
+    # The budget: passes per example x the examples of an epoch (smoke: 2 steps of 50),
+    # which is what the reference MSD (no attack of it stops early) counted.
+    assert all(compute[m]["examples_per_epoch"] == 100 for m in names)
+    budget = plan["budget_passes_per_example"] * 100
+    assert table["budget_passes"] == budget == compute["msd"]["passes"]
     for m in union.METHODS["smoke"]:
         s, row = results["models"][m.name], table["rows"][m.name]
         assert row["clean"] == round(100 * s["clean"], 1)
@@ -182,12 +212,24 @@ def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir):
         assert len((tmp_path / "tune" / "eat" / name / "history.csv").read_text()
                    .strip().splitlines()) - 1 == want[name]
 
-    # A plan made for other recipes is not reused for these.
-    plan["recipes"]["eat"].append("--linf_steps=7")
-    (out / "plan.json").write_text(json.dumps(plan))
-    res = _bench(out, mnist_dir)
-    assert res.returncode == 2 and "planned for other recipes" in res.stderr
-    assert "Traceback" not in res.stderr
+    # A plan made for other recipes is not reused for these: other flags, or a flagfile
+    # whose content changed since (its key differs).
+    monkeypatch.chdir(REPO)  # where the benchmark read its flagfiles
+    assert plan["recipe_keys"]["eat"] == union.recipe_key(plan["recipes"]["eat"])
+    for name, edit in (("eat", lambda p: p["recipes"]["eat"].append("--linf_steps=7")),
+                       ("msd", lambda p: p["recipe_keys"].update(msd="0" * 64))):
+        stale = json.loads(json.dumps(plan))
+        edit(stale)
+        (out / "plan.json").write_text(json.dumps(stale))
+        res = _bench(out, mnist_dir)
+        assert res.returncode == 2 and "planned for other recipes" in res.stderr
+        assert f"['{name}']" in res.stderr and "Traceback" not in res.stderr
+    # ... nor by the recipe search (the plan is the stale-key one of msd, the last above).
+    res = subprocess.run([sys.executable, "scripts/tune_union.py", "--scale=smoke",
+                          f"--bench={out}", "--method=msd", f"--output_dir={tmp_path / 't2'}"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "another content of the msd recipe" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "t2" / "msd" / "base").exists()
 
 
 @pytest.mark.parametrize("args, message", [
