@@ -89,9 +89,9 @@ SCALES = {
         lambda m: [f"--flagfile=flags/mnist/small/{m}.cfg"],
         ("--flagfile=flags/mnist/eval.cfg", "--suite=strong", "--restarts=1",
          "--square_queries=1000", "--nocurves"), 500, 50, ("--train_split=test[1000:]",),
-        "9,000 training digits, 10 attack iterations per norm, 5-12 epochs, P_1 and P_2 "
-        "from a random start (flags/mnist/small); evaluation: the paper's attacks with 1 "
-        "restart (paper: 10), APGD with AutoAttack's restarts and targets, Square "
+        "9,000 training digits, 10 attack iterations per norm (MSD: 5), 5-12 epochs, "
+        "P_1 and P_2 from a random start (flags/mnist/small); evaluation: the paper's "
+        "attacks with 1 restart (paper: 10), APGD with AutoAttack's restarts and targets, Square "
         "with AutoAttack's 5000 queries at l_inf and 1000 at l_2 and l_1, Sparse-RS with "
         "1000; the slow attacks (Boundary 1000 steps, C&W 200 steps x 5 binary-search "
         "steps, Pointwise 300 steps; the paper's: 5000, 1000, 1000) on those of the first "
@@ -307,8 +307,8 @@ def _union(scale_name: str) -> None:
 
 UNION_NOTES = {
     "small": "the small Table 3 recipes (flags/mnist/small: 9,000 training digits, 10 "
-             "attack iterations per norm), epochs set so that each trainer gets MSD's "
-             "training compute; E-AT and RAMP also fine-tuned from a P_inf model trained "
+             "attack iterations per norm, MSD 5), epochs set so that each trainer gets "
+             "the same training compute; E-AT and RAMP also fine-tuned from a P_inf model trained "
              "on two thirds of it; evaluation: the small Table 3's strong suite without "
              "the slow attacks",
     "paper": "CIFAR-10, PreAct ResNet-18: the paper's recipes (flags/cifar10) and E-AT and "

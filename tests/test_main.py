@@ -43,7 +43,7 @@ def test_smoke_run_exports_a_model_matching_the_checkpoint(tmp_path, mnist_dir):
     # 2 steps of batch 50, MSD with 3 iterations (tests/test_training.py: (4k + 2) B
     # forward and (k + 1) B backward example-passes a step).
     assert summary["compute"] == {"forward_examples": 1400, "backward_examples": 400,
-                                  "passes": 1800}
+                                  "passes": 1800, "examples_per_epoch": 100}
     from msd_tf import machine
 
     # The machine the training time was measured on (tests/test_machine.py: the oneDNN

@@ -135,10 +135,10 @@ def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir, monk
                for m in names}
     history_epochs = {m: len((out / m / "history.csv").read_text().strip().splitlines()) - 1
                       for m in names}
-    # The budget: passes per example x the examples of an epoch (smoke: 2 steps of 50),
+    # The budget: passes per example x the examples of an epoch (smoke: 1 step of 50),
     # which is what the reference MSD (no attack of it stops early) counted.
-    assert all(compute[m]["examples_per_epoch"] == 100 for m in names)
-    budget = plan["budget_passes_per_example"] * 100
+    assert all(compute[m]["examples_per_epoch"] == 50 for m in names)
+    budget = plan["budget_passes_per_example"] * 50
     assert table["budget_passes"] == budget == compute["msd"]["passes"]
     for m in union.METHODS["smoke"]:
         s, row = results["models"][m.name], table["rows"][m.name]
