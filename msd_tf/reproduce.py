@@ -91,8 +91,8 @@ SCALES = {
          "--square_queries=1000", "--nocurves"), 500, 50, ("--train_split=test[1000:]",),
         "9,000 training digits, 10 attack iterations per norm (MSD: 5), 5-12 epochs, "
         "P_1 and P_2 from a random start (flags/mnist/small); evaluation: the paper's "
-        "attacks with 1 restart (paper: 10), APGD with AutoAttack's restarts and targets, Square "
-        "with AutoAttack's 5000 queries at l_inf and 1000 at l_2 and l_1, Sparse-RS with "
+        "attacks with 1 restart (paper: 10), APGD with AutoAttack's restarts and targets, "
+        "Square with AutoAttack's 5000 queries at l_inf and 1000 at l_2 and l_1, Sparse-RS with "
         "1000; the slow attacks (Boundary 1000 steps, C&W 200 steps x 5 binary-search "
         "steps, Pointwise 300 steps; the paper's: 5000, 1000, 1000) on those of the first "
         "50 digits every other attack left robust; every attack on the digits still robust "
@@ -267,7 +267,6 @@ def _union(scale_name: str) -> None:
     offline = [f"--data_dir={data_dir}", *scale.offline] if data_dir else []
 
     recipes = {m.name: list(m.flags) + offline for m in methods}
-    keys = {name: union.recipe_key(flags) for name, flags in recipes.items()}
     plan_path = os.path.join(out, "plan.json")
     plan = union.load_plan(plan_path)
     changed = union.changed_recipes(plan, recipes) if plan is not None else []
@@ -281,7 +280,8 @@ def _union(scale_name: str) -> None:
             print(f"[cost] {m.label}", flush=True)
             costs[m.name] = union.recipe_cost(recipes[m.name], f"the {m.name} recipe")
         plan = {**union.plan_epochs(costs, methods, budget=union.BUDGETS.get(scale_name)),
-                "costs": costs, "recipes": recipes, "recipe_keys": keys}
+                "costs": costs, "recipes": recipes,
+                "recipe_keys": {n: union.recipe_key(f) for n, f in recipes.items()}}
         with open(plan_path + ".tmp", "w") as f:
             json.dump(plan, f, indent=2)
         os.replace(plan_path + ".tmp", plan_path)
@@ -308,8 +308,8 @@ def _union(scale_name: str) -> None:
 UNION_NOTES = {
     "small": "the small Table 3 recipes (flags/mnist/small: 9,000 training digits, 10 "
              "attack iterations per norm, MSD 5), epochs set so that each trainer gets "
-             "the same training compute; E-AT and RAMP also fine-tuned from a P_inf model trained "
-             "on two thirds of it; evaluation: the small Table 3's strong suite without "
+             "the same training compute; E-AT and RAMP also fine-tuned from a P_inf model "
+             "trained on two thirds of it; evaluation: the small Table 3's strong suite without "
              "the slow attacks",
     "paper": "CIFAR-10, PreAct ResNet-18: the paper's recipes (flags/cifar10) and E-AT and "
              "RAMP ones at Table 4's radii, epochs (and learning-rate knots) scaled so that "

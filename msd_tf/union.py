@@ -117,31 +117,15 @@ BUDGETS = {"small": 318}
 
 
 def recipe_key(flags) -> str:
-    """SHA-256 of a recipe's flags and of the content of every flagfile they name (nested
-    ones too, paths as absl reads them: relative to the working folder), so that a plan
-    made for a flagfile that has changed since is not taken for this one's."""
-    h = hashlib.sha256()
-    seen = set()
-
-    def add(items):
-        for item in items:
-            h.update(item.encode() + b"\0")
-            if item.startswith("--flagfile="):
-                path = item.split("=", 1)[1]
-                if path in seen:
-                    continue
-                seen.add(path)
-                try:
-                    with open(path) as f:
-                        lines = f.read().splitlines()
-                except OSError:
-                    h.update(b"<missing>\0")
-                    continue
-                add([line.strip() for line in lines
-                     if line.strip() and not line.strip().startswith("#")])
-
-    add(list(flags))
-    return h.hexdigest()
+    """SHA-256 of a recipe's flags with every flagfile replaced by its lines, nested ones
+    too (`cli.expand_flagfiles`: found as the commands find them, comments dropped), so
+    that a plan made for a flagfile that has changed since is not taken for this one's.
+    A flagfile that cannot be read keys by its error."""
+    try:
+        expanded = cli.expand_flagfiles(list(flags))
+    except (FileNotFoundError, ValueError) as e:
+        expanded = [*flags, f"<unreadable: {e}>"]
+    return hashlib.sha256(json.dumps(expanded).encode()).hexdigest()
 
 
 def last_error(lines: list[str]) -> str:
@@ -170,7 +154,7 @@ def changed_recipes(plan: dict, recipes: dict) -> list[str]:
     keys = plan.get("recipe_keys", {})
     return sorted(m for m in set(recipes) & set(plan["recipes"])
                   if plan["recipes"][m] != list(recipes[m])
-                  or keys.get(m, recipe_key(recipes[m])) != recipe_key(recipes[m]))
+                  or (m in keys and keys[m] != recipe_key(recipes[m])))
 
 
 def plan_epochs(costs: dict, methods, reference: str = REFERENCE,

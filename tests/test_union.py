@@ -112,6 +112,12 @@ def test_recipe_key_follows_flagfile_content(tmp_path, monkeypatch):
     assert union.recipe_key(recipe + ["--seed=1"]) != changed
     (tmp_path / "base.cfg").unlink()
     assert union.recipe_key(recipe) not in (key, changed)
+    # A shipped flagfile keys by its content from any folder, as the commands find it.
+    shipped = ["--flagfile=flags/mnist/small/msd.cfg"]
+    outside = union.recipe_key(shipped)
+    monkeypatch.chdir(REPO)
+    assert union.recipe_key(shipped) == outside
+    assert outside != union.recipe_key(["--flagfile=flags/mnist/small/no_such.cfg"])
 
 
 def _bench(out, data_dir, *extra):
