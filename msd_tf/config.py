@@ -20,6 +20,8 @@ DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="t
 # The data are compared by content (`train_data_sha256`), not by `data_dir`, so the
 # same files given by a relative or an absolute path are the same experiment.
 _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
+# Part of the experiment only when set (a run written before it existed resumes).
+_ONLY_WHEN_SET = ("ema",)
 # Part of the experiment for RAMP runs only (a run of another adversary written before
 # these fields existed resumes).
 _RAMP_ONLY = ("ramp_lambda", "ramp_pair", "ramp_projection")
@@ -56,6 +58,7 @@ class TrainConfig:
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
+    ema: float = 0.0
     batch_size: int = 100
     steps_per_epoch: int = 0
     augment: bool = False
@@ -72,6 +75,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "msd_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"`ema` must be in [0, 1) (0: no weight average). "
+                             f"Received: ema={self.ema}")
         for name, low in (("steps_per_epoch", "0 (0: a full pass)"),
                           ("weight_decay", "0"), ("keep_checkpoints", "0 (0: keep all)")):
             if getattr(self, name) < 0:
@@ -111,6 +117,9 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for k in _not_experiment(self.adversary):
             d.pop(k)
+        for k in _ONLY_WHEN_SET:
+            if not d[k]:
+                d.pop(k)
         d["train_data_sha256"] = train_data_sha256
         return json.loads(json.dumps(d))  # tuples -> lists, as read back from JSON
 
@@ -139,4 +148,5 @@ def experiment_of(saved: dict) -> dict:
     """`TrainConfig.experiment` of a saved config.json (its extra keys included)."""
     saved = _upgrade(saved)
     drop = _not_experiment(saved.get("adversary"))
-    return {k: v for k, v in saved.items() if k not in drop}
+    return {k: v for k, v in saved.items()
+            if k not in drop and not (k in _ONLY_WHEN_SET and not v)}

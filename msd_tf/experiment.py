@@ -177,7 +177,7 @@ def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch
             optimizer = make_optimizer(config.optimizer, lr_epochs=config.lr_epochs,
                                        lr_values=config.lr_values,
                                        steps_per_epoch=steps_per_epoch,
-                                       momentum=config.momentum)
+                                       momentum=config.momentum, ema=config.ema)
         except ValueError as e:
             raise RunError(str(e)) from e
         trainer = AdversarialTrainer(model, adversary, seed=config.seed,
@@ -391,4 +391,9 @@ def train(config: TrainConfig, strategy: tf.distribute.Strategy | None = None, *
     write_run_files(config, inputs.train_sha256, start)
     t0 = time.time()
     history = fit(config, strategy, parts, inputs, start, verbose=verbose)
+    # --ema: the model exported is the weights' average. Keras' fit writes it in already;
+    # the multi-worker loop and a finished run started again do not (writing it twice is
+    # the same). Checkpoints hold the last weights and the average, so a run resumes on both.
+    with strategy.scope():
+        parts.optimizer.finalize_variable_values(parts.model.trainable_variables)
     return export_and_report(config, parts, inputs, history, time.time() - t0, log)

@@ -62,6 +62,10 @@ _OPTIMIZER = flags.DEFINE_enum("optimizer", _D.optimizer, sorted(OPTIMIZERS), "O
 _MOMENTUM = flags.DEFINE_float("momentum", _D.momentum, "SGD momentum.", lower_bound=0)
 _WEIGHT_DECAY = flags.DEFINE_float("weight_decay", _D.weight_decay,
                                    "Coupled L2 (PyTorch SGD style).", lower_bound=0)
+_EMA = flags.DEFINE_float(
+    "ema", _D.ema, "Momentum of an exponential moving average of the weights, kept by the "
+    "optimizer and exported (0.99: about the last 100 steps); 0: the last weights.",
+    lower_bound=0, upper_bound=0.999999)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", _D.batch_size, "Global batch size.",
                                    lower_bound=1)
 _STEPS_PER_EPOCH = flags.DEFINE_integer(
@@ -130,7 +134,7 @@ def to_config() -> TrainConfig:
         attack_training_mode=_ATTACK_TRAINING_MODE.value,
         epochs=_EPOCHS.value, lr_epochs=_floats("lr_epochs", _LR_EPOCHS.value),
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
-        momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value,
+        momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value, ema=_EMA.value,
         batch_size=_BATCH_SIZE.value, steps_per_epoch=_STEPS_PER_EPOCH.value,
         augment=_AUGMENT.value, seed=common.SEED.value, strategy=_STRATEGY.value,
         jit_compile=common.JIT_COMPILE.value, precision=_PRECISION.value,

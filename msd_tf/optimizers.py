@@ -5,15 +5,25 @@ import keras
 from msd_tf.schedules import PiecewiseLinear
 
 OPTIMIZERS = {
-    "adam": lambda lr, momentum: keras.optimizers.Adam(lr),  # MNIST (appendix C.2)
-    "sgd": lambda lr, momentum: keras.optimizers.SGD(lr, momentum=momentum),  # CIFAR-10
+    "adam": lambda lr, momentum, **ema: keras.optimizers.Adam(lr, **ema),  # MNIST (app. C.2)
+    "sgd": lambda lr, momentum, **ema: keras.optimizers.SGD(lr, momentum=momentum,
+                                                            **ema),  # CIFAR-10
 }
 
 
 def make_optimizer(name: str, *, lr_epochs, lr_values, steps_per_epoch: int,
-                   momentum: float = 0.9) -> keras.optimizers.Optimizer:
+                   momentum: float = 0.9, ema: float = 0.0) -> keras.optimizers.Optimizer:
     """The optimizer registered as `name`, its learning rate linear between the
-    (`lr_epochs`, `lr_values`) knots; a ValueError lists the known names."""
+    (`lr_epochs`, `lr_values`) knots; a ValueError lists the known names.
+
+    `ema` > 0: the optimizer also keeps an exponential moving average of the weights
+    (Keras' `use_ema`: after every step average = ema * average + (1 - ema) * weights,
+    the first step copying them), which `finalize_variable_values` writes into the model.
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"Unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}.")
-    return OPTIMIZERS[name](PiecewiseLinear(lr_epochs, lr_values, steps_per_epoch), momentum)
+    if not 0 <= ema < 1:
+        raise ValueError(f"`ema` must be in [0, 1) (0: no average). Received: ema={ema}")
+    extra = {"use_ema": True, "ema_momentum": ema} if ema else {}
+    return OPTIMIZERS[name](PiecewiseLinear(lr_epochs, lr_values, steps_per_epoch), momentum,
+                            **extra)
