@@ -37,7 +37,8 @@ _L1_K2 = flags.DEFINE_integer("l1_k2", _DEFAULT["l1"].k_range[1],
 _L1_PROJECTION = flags.DEFINE_enum(
     "l1_projection", _DEFAULT["l1"].l1_projection, list(L1_PROJECTIONS),
     "l_1 projection: the paper's clip-then-project, or the exact ball-and-box projection.")
-_RANDOM_START = flags.DEFINE_bool("random_start", False, "PGD starts at a random point.")
+_RANDOM_START = flags.DEFINE_bool("random_start", False, "PGD starts at a random point of its "
+                                      "ball; MSD at one of a ball drawn per example.")
 _MSD_STEPS = flags.DEFINE_integer("msd_steps", TrainConfig.msd_steps, "MSD iterations.",
                                   lower_bound=1)
 _RAMP_LAMBDA = flags.DEFINE_float(

@@ -34,7 +34,8 @@ class ThreatModel:
       steps: iterations per run, >= 1.
       restarts: runs per attack, >= 1. The first starts at delta = 0 unless
         `random_start`; every later run starts at a random point of the ball.
-      random_start: start the first run at a random point of the ball as well.
+      random_start: start the first run at a random point of the ball as well (MSD:
+        each example starts in one of the balls that ask for it, `attacks/msd.py`).
       k_range: (k1, k2), the l_1 step moves k coordinates, k drawn uniformly from
         [k1, k2] at every iteration (appendix A.1). Ignored for l_inf and l_2.
       l1_gap: the A.2 restriction's distance from the box faces.

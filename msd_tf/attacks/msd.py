@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import fold
+from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
 from msd_tf.attacks.step import projected_step
 from msd_tf.threats import ThreatModel
 
@@ -21,19 +21,21 @@ def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
               loss_fn=cross_entropy) -> base.AttackOutput:
     """Graph-level MSD.
 
-    delta_0 = 0. Every iteration computes ONE gradient at delta_t, forms one
-    candidate per threat model, `Proj_p(delta_t + v_p)`, scores all candidates in
-    ONE forward pass of a `len(threats)`-times batch, and moves each example to its
-    highest-loss candidate. Ties go to the earlier threat in `threats` (argmax
-    returns the first maximum). As in the reference code, the delta with the
-    highest loss seen over all iterations (delta_0 included) is returned.
+    delta_0 = 0, or, if some of `threats` ask for a `random_start`, a point drawn
+    uniformly from the ball of one of those, chosen per example uniformly (a start in
+    the union; tried for the recipe search of issue 18). Every iteration computes ONE
+    gradient at delta_t, forms one candidate per threat model, `Proj_p(delta_t + v_p)`,
+    scores all candidates in ONE forward pass of a `len(threats)`-times batch, and
+    moves each example to its highest-loss candidate. Ties go to the earlier threat in
+    `threats` (argmax returns the first maximum). As in the reference code, the delta
+    with the highest loss seen over all iterations (delta_0 included) is returned.
 
     Args:
       model: Keras model or callable, images in [0, 1] -> logits.
       x: `[B, ...]` images; y: `[B]` labels.
       threats: the balls (any non-empty subset of l_inf, l_2, l_1), each with its
-        eps and alpha; their `steps`, `restarts` and `random_start` are ignored.
-      seed: `[2]` int64 seed (the l_1 step's random k).
+        eps and alpha; their `random_start` as above; `steps` and `restarts` ignored.
+      seed: `[2]` int64 seed (the l_1 step's random k, the random start).
       steps: iterations; defaults to the largest `steps` among `threats`.
       training: passed to the model.
       loss_fn: per-example loss.
@@ -76,13 +78,32 @@ def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
         return t + 1, delta, choice, counts, best
 
     zero_choice = tf.zeros([batch], tf.int32)
+    delta0 = _random_start(x, threats, seed)
     best0 = (tf.zeros_like(x), tf.fill([batch], tf.constant(-float("inf"), tf.float32)),
              zero_choice)
     _, _, _, counts, (best_delta, best_loss, best_choice) = tf.while_loop(
         lambda t, *_: t < steps, body,
-        (tf.constant(0), tf.zeros_like(x), zero_choice, tf.zeros([n_threats], tf.float32), best0))
+        (tf.constant(0), delta0, zero_choice, tf.zeros([n_threats], tf.float32), best0))
     return base.AttackOutput(delta=best_delta, loss=best_loss, choice=best_choice,
                              counts=counts)
+
+
+def _random_start(x, threats, seed):
+    """delta_0: zero, or per example a uniform point of one of the balls (drawn
+    uniformly) among the threats with `random_start`."""
+    starts = [t for t in threats if t.random_start]
+    if not starts:
+        return tf.zeros_like(x)
+    start_seed = fold(seed, INIT_STREAM)
+    points = [random_in_ball(x, t, fold(start_seed, i)) for i, t in enumerate(starts)]
+    if len(points) == 1:
+        return points[0]
+    which = tf.random.stateless_uniform([tf.shape(x)[0]], fold(start_seed, len(starts)),
+                                        maxval=len(starts), dtype=tf.int32)
+    delta = points[0]
+    for i in range(1, len(points)):
+        delta = tf.where(base.broadcast_mask(which == i, x), points[i], delta)
+    return delta
 
 
 def msd(model, x, y, threats: Sequence[ThreatModel], *, steps: int | None = None,

@@ -13,10 +13,10 @@ THREATS = (ThreatModel("linf", 0.3, 0.05, 1), ThreatModel("l2", 2.0, 0.4, 1),
            ThreatModel("l1", 10.0, 2.0, 1))
 
 
-def _reference_msd(model, x, y, threat_list, steps, seed):
+def _reference_msd(model, x, y, threat_list, steps, seed, start=None):
     """Algorithm 1 written the slow way: candidates scored one norm and one example at
     a time (separate forward passes), selection by a Python loop, best kept."""
-    delta = np.zeros_like(x)
+    delta = np.zeros_like(x) if start is None else start
     best, best_loss = delta.copy(), np.full(len(x), -np.inf)
     for t in range(steps):
         d = tf.constant(delta)
@@ -103,3 +103,32 @@ def test_msd_seed_changes_random_k_only_through_the_seed():
     assert np.abs(a - c).max() > 1e-3
     ks = {int(draw_k(th[0], fold(as_seed(s), 0))) for s in range(40)}
     assert ks <= set(range(5, 21)) and len(ks) > 8
+
+
+def test_msd_random_start_is_a_point_of_one_asking_ball_then_the_same_algorithm():
+    from msd_tf.attacks.msd import _random_start
+
+    model = small_cnn(seed=0)
+    x, y = digits(40, seed=1)
+    # l_inf and l_1 ask for a random start, l_2 not: each example starts in one of those two.
+    asking = (THREATS[0].replace(random_start=True), THREATS[1],
+              THREATS[2].replace(random_start=True))
+    start = _random_start(tf.constant(x), asking, as_seed(4)).numpy()
+    assert np.all(x + start >= -1e-6) and np.all(x + start <= 1 + 1e-6)  # in the box
+    n = norms_of(x + start, x)
+    in_linf, in_l1 = n["linf"] <= 0.3 + 1e-5, n["l1"] <= 10.0 + 1e-3
+    assert np.all(in_linf | in_l1)
+    # Both balls drawn: an l_inf start has an l_1 norm far above 10 (~0.075 x 784 after
+    # the box), an l_1 start at most 10. No example at zero.
+    assert in_l1.sum() >= 5 and (~in_l1).sum() >= 5
+    assert np.all(n["l1"] > 0)
+    assert not np.array_equal(start, _random_start(tf.constant(x), asking, as_seed(5)).numpy())
+    # Without an asking ball the start is zero (the paper's MSD, unchanged).
+    assert not _random_start(tf.constant(x), THREATS, as_seed(4)).numpy().any()
+    # From that start, the attack is Algorithm 1 (the slow reference started there).
+    out = msd_delta(model, tf.constant(x[:8]), tf.constant(y[:8]), asking, as_seed(4), steps=3)
+    want_delta, want_loss = _reference_msd(model, x[:8], y[:8], asking, 3, 4,
+                                           start=_random_start(tf.constant(x[:8]), asking,
+                                                               as_seed(4)).numpy())
+    np.testing.assert_allclose(out.delta.numpy(), want_delta, atol=1e-5)
+    np.testing.assert_allclose(out.loss.numpy(), want_loss, rtol=1e-4, atol=1e-5)
