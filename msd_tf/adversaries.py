@@ -13,6 +13,10 @@ One class per adversary, chosen by name through `ADVERSARIES` (`make_adversary`)
               plus lambda * KL(p(x_q) || p(x_r)) on the examples x_q leaves correct
               (Jiang and Singh, NeurIPS 2024)
 
+The single-norm attacks of linf/l2/l1, max, avg and eat are PGD, or with
+`train_attack="apgd"` APGD as a training attack (`train_attack_delta`: E-AT's and RAMP's
+`apgd_train`, the highest-loss point of a run from delta = 0); RAMP always uses APGD.
+
 Adversaries are Keras layers, so that an adversary with state (E-AT's running error)
 owns it as a weight that the trainer tracks and the run's checkpoint saves. Their
 methods are graph-level: the Keras `train_step` calls them.
@@ -23,6 +27,7 @@ its own constructor options in `options`), then add one entry to `ADVERSARIES`.
 """
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import keras
@@ -62,6 +67,26 @@ def _per_norm(counts: tf.Tensor, threats: Sequence[ThreatModel]) -> tf.Tensor:
     return tf.scatter_nd(idx, counts, [len(NORMS)])
 
 
+TRAIN_ATTACKS = ("pgd", "apgd")
+
+
+def train_attack_delta(kind: str, model, x, y, threat: ThreatModel, seed, *,
+                       training: bool = False, loss_fn=None) -> base.AttackOutput:
+    """One single-norm training attack on `threat`: `pgd_delta`, or ("apgd") APGD with the
+    cross-entropy for `threat.steps` iterations from delta = 0 (from a random point of
+    the ball if `threat.random_start`), returning its highest-loss point and without
+    AutoAttack's l_1 radius schedule: E-AT's and RAMP's `apgd_train`."""
+    if kind == "pgd":
+        kw = {"loss_fn": loss_fn} if loss_fn is not None else {}
+        return pgd_delta(model, x, y, threat, seed, training=training, **kw)
+    if kind != "apgd":
+        raise ValueError(f"Unknown training attack {kind!r}; known: {TRAIN_ATTACKS}.")
+    return apgd_delta(model, x, y, threat, seed, loss=loss_fn or "ce", training=training,
+                      l1_eps_factors=(1.0,),
+                      start=None if threat.random_start else tf.zeros_like(x),
+                      highest_loss=True)
+
+
 class Adversary(keras.layers.Layer):
     """Base class: makes the adversarial training batch.
 
@@ -70,20 +95,36 @@ class Adversary(keras.layers.Layer):
       msd_steps: MSD iterations (None: the largest `steps` of `threats`).
       training: the `training=` flag of model calls inside the attack (False: BatchNorm
         uses its moving statistics and the attack does not update them).
+      train_attack: "pgd" or "apgd", the single-norm attack of the adversaries that
+        run one (`uses_train_attack`); the others refuse "apgd".
     """
 
     needs_threats = True
+    uses_train_attack = False  # runs single-norm attacks `train_attack` can choose
     options: tuple[str, ...] = ()  # constructor options beyond the common ones
     term_name: str | None = None  # the logged name of `loss_term`, if it has one
 
     def __init__(self, threats: Sequence[ThreatModel] = (), *, msd_steps: int | None = None,
-                 training: bool = False, **kwargs):
+                 training: bool = False, train_attack: str = "pgd", **kwargs):
         super().__init__(**kwargs)
         self.threats = tuple(threats)
         self.msd_steps = msd_steps
         self.attack_training = bool(training)
+        if train_attack not in TRAIN_ATTACKS:
+            raise ValueError(f"Unknown training attack {train_attack!r}; known: "
+                             f"{TRAIN_ATTACKS}.")
+        if train_attack != "pgd" and not self.uses_train_attack:
+            raise ValueError(f"Adversary {self.name!r} runs no single-norm PGD for "
+                             f"train_attack={train_attack!r} to replace (it applies to "
+                             f"linf, l2, l1, max, avg and eat).")
+        self.train_attack = train_attack
         if self.needs_threats and not self.threats:
             raise ValueError(f"Adversary {self.name!r} needs `threats`.")
+
+    def single(self, model, x, y, threat, seed) -> base.AttackOutput:
+        """The configured single-norm attack on `threat` (`train_attack_delta`)."""
+        return train_attack_delta(self.train_attack, model, x, y, threat, seed,
+                                  training=self.attack_training)
 
     def threat(self, norm: str) -> ThreatModel:
         for t in self.threats:
@@ -135,7 +176,9 @@ class Standard(Adversary):
 
 
 class SingleNorm(Adversary):
-    """PGD in the ball of one norm (P_inf, P_2, P_1)."""
+    """PGD (or APGD) in the ball of one norm (P_inf, P_2, P_1)."""
+
+    uses_train_attack = True
 
     def __init__(self, norm: str, threats=(), **kwargs):
         super().__init__(threats, **kwargs)
@@ -143,8 +186,7 @@ class SingleNorm(Adversary):
         self.threat(norm)  # raises if missing
 
     def perturb(self, model, x, y, *, seed, shared_seed):
-        out = pgd_delta(model, x, y, self.threat(self.norm), seed,
-                        training=self.attack_training)
+        out = self.single(model, x, y, self.threat(self.norm), seed)
         return AdversaryOutput(base.adversarial_images(x, out.delta), y,
                                tf.zeros([len(NORMS)], tf.float32))
 
@@ -160,20 +202,24 @@ class MSD(Adversary):
 
 
 class Max(Adversary):
-    """The worst case (highest loss) of the single-norm PGD attacks, per example."""
+    """The worst case (highest loss) of the single-norm attacks, per example."""
+
+    uses_train_attack = True
 
     def perturb(self, model, x, y, *, seed, shared_seed):
-        out = worst_case_delta(model, x, y, self.threats, seed, training=self.attack_training)
+        out = worst_case_delta(model, x, y, self.threats, seed, training=self.attack_training,
+                               single=functools.partial(train_attack_delta, self.train_attack))
         return AdversaryOutput(base.adversarial_images(x, out.delta), y,
                                _per_norm(out.counts, self.threats))
 
 
 class Avg(Adversary):
-    """All the single-norm PGD results together: a `len(threats)` times batch."""
+    """All the single-norm attack results together: a `len(threats)` times batch."""
+
+    uses_train_attack = True
 
     def perturb(self, model, x, y, *, seed, shared_seed):
-        outs = [pgd_delta(model, x, y, t, fold(seed, i), training=self.attack_training)
-                for i, t in enumerate(self.threats)]
+        outs = [self.single(model, x, y, t, fold(seed, i)) for i, t in enumerate(self.threats)]
         x_all = tf.concat([base.adversarial_images(x, o.delta) for o in outs], axis=0)
         batch = tf.cast(tf.shape(x)[0], tf.float32)
         return AdversaryOutput(x_all, tf.concat([y] * len(outs), axis=0),
@@ -182,14 +228,17 @@ class Avg(Adversary):
 
 
 class EAT(Adversary):
-    """E-AT: each batch is attacked with ONE norm's PGD, drawn with probability
-    proportional to that norm's running adversarial error.
+    """E-AT: each batch is attacked with ONE norm's PGD (their code: APGD, our
+    `train_attack="apgd"`), drawn with probability proportional to that norm's running
+    adversarial error.
 
     The running error is an exponential moving average (momentum 0.9) per threat, a
     weight of this layer: the same on all replicas, saved with the run's checkpoint.
     """
 
     momentum = 0.9
+
+    uses_train_attack = True
 
     def __init__(self, threats=(), **kwargs):
         super().__init__(threats, **kwargs)
@@ -200,8 +249,7 @@ class EAT(Adversary):
     def perturb(self, model, x, y, *, seed, shared_seed):
         # All replicas draw with the same seed, so they train on the same norm.
         choice = eat_choice(self.norm_error, fold(shared_seed, EAT_STREAM))
-        branches = [(lambda t=t: pgd_delta(model, x, y, t, seed,
-                                           training=self.attack_training).delta)
+        branches = [(lambda t=t: self.single(model, x, y, t, seed).delta)
                     for t in self.threats]
         delta = tf.switch_case(choice, branches)
         one_hot = tf.one_hot(choice, len(self.threats)) * tf.cast(tf.shape(x)[0], tf.float32)
@@ -262,8 +310,8 @@ class RAMP(Adversary):
         self.source, self.target = (self.threat(n) for n in pair)  # raises if missing
 
     def _apgd(self, model, x, y, threat, seed):
-        return apgd_delta(model, x, y, threat, seed, loss="ce", training=self.attack_training,
-                          l1_eps_factors=(1.0,), start=tf.zeros_like(x), highest_loss=True)
+        return train_attack_delta("apgd", model, x, y, threat.replace(random_start=False),
+                                  seed, training=self.attack_training)
 
     def perturb(self, model, x, y, *, seed, shared_seed):
         q = self._apgd(model, x, y, self.source, fold(seed, 0))
@@ -376,7 +424,7 @@ ADVERSARIES = {
 
 def make_adversary(name: str, threats: Sequence[ThreatModel] = (), *,
                    msd_steps: int | None = None, training: bool = False,
-                   **options) -> Adversary:
+                   train_attack: str = "pgd", **options) -> Adversary:
     """The adversary registered as `name`; `options` are its own (`Class.options`, e.g.
     RAMP's `lam` and `pair`).
 
@@ -394,4 +442,4 @@ def make_adversary(name: str, threats: Sequence[ThreatModel] = (), *,
     if unknown:
         raise ValueError(f"Adversary {name!r} takes no option(s) {unknown}.")
     return factory(tuple(threats), msd_steps=msd_steps, training=training,
-                   name=f"adversary_{name}", **options)
+                   train_attack=train_attack, name=f"adversary_{name}", **options)

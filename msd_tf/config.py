@@ -20,8 +20,9 @@ DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="t
 # The data are compared by content (`train_data_sha256`), not by `data_dir`, so the
 # same files given by a relative or an absolute path are the same experiment.
 _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
-# Part of the experiment only when set (a run written before it existed resumes).
-_ONLY_WHEN_SET = ("ema",)
+# Part of the experiment only when not at these defaults (a run written before they
+# existed resumes).
+_ONLY_WHEN_SET = {"ema": 0.0, "train_attack": "pgd"}
 # Part of the experiment for RAMP runs only (a run of another adversary written before
 # these fields existed resumes).
 _RAMP_ONLY = ("ramp_lambda", "ramp_pair", "ramp_projection")
@@ -52,6 +53,7 @@ class TrainConfig:
     ramp_pair: tuple[str, ...] = ("linf", "l1")
     ramp_projection: float | None = None
     attack_training_mode: bool = False
+    train_attack: str = "pgd"
     epochs: int = 15
     lr_epochs: tuple[float, ...] = (0.0, 6.0, 15.0)
     lr_values: tuple[float, ...] = (0.0, 1e-3, 0.0)
@@ -117,8 +119,8 @@ class TrainConfig:
         d = dataclasses.asdict(self)
         for k in _not_experiment(self.adversary):
             d.pop(k)
-        for k in _ONLY_WHEN_SET:
-            if not d[k]:
+        for k, default in _ONLY_WHEN_SET.items():
+            if d[k] == default:
                 d.pop(k)
         d["train_data_sha256"] = train_data_sha256
         return json.loads(json.dumps(d))  # tuples -> lists, as read back from JSON
@@ -149,4 +151,4 @@ def experiment_of(saved: dict) -> dict:
     saved = _upgrade(saved)
     drop = _not_experiment(saved.get("adversary"))
     return {k: v for k, v in saved.items()
-            if k not in drop and not (k in _ONLY_WHEN_SET and not v)}
+            if k not in drop and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET[k])}

@@ -123,7 +123,8 @@ def adversary_of(config: TrainConfig, name: str | None = None) -> Adversary:
     options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair,
                     projection=config.ramp_projection) if name == "ramp" else {})
     return make_adversary(name, config.threats, msd_steps=config.msd_steps,
-                          training=config.attack_training_mode, **options)
+                          training=config.attack_training_mode,
+                          train_attack=config.train_attack, **options)
 
 
 def step_cost(config: TrainConfig) -> dict:

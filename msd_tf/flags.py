@@ -50,6 +50,10 @@ _RAMP_PAIR = flags.DEFINE_list(
 _RAMP_PROJECTION = flags.DEFINE_float(
     "ramp_projection", None, "RAMP: its gradient projection with this beta (their "
     "from-scratch setting: 0.5); unset: none.", lower_bound=0, upper_bound=1)
+_TRAIN_ATTACK = flags.DEFINE_enum(
+    "train_attack", "pgd", ["pgd", "apgd"], "Single-norm attack of linf/l2/l1, max, avg and "
+    "eat training: PGD, or APGD from delta = 0 keeping its highest-loss point (E-AT's and "
+    "RAMP's training APGD; RAMP always uses it).")
 _ATTACK_TRAINING_MODE = flags.DEFINE_bool(
     "attack_training_mode", False, "Call the model with training=True inside the attack.")
 _D = TrainConfig  # every default below is TrainConfig's (one source)
@@ -132,7 +136,7 @@ def to_config() -> TrainConfig:
         model=_MODEL.value, adversary=_ADVERSARY.value, threats=_threats(),
         msd_steps=_MSD_STEPS.value, ramp_lambda=_RAMP_LAMBDA.value,
         ramp_pair=tuple(_RAMP_PAIR.value), ramp_projection=_RAMP_PROJECTION.value,
-        attack_training_mode=_ATTACK_TRAINING_MODE.value,
+        attack_training_mode=_ATTACK_TRAINING_MODE.value, train_attack=_TRAIN_ATTACK.value,
         epochs=_EPOCHS.value, lr_epochs=_floats("lr_epochs", _LR_EPOCHS.value),
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value, ema=_EMA.value,

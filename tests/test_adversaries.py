@@ -39,6 +39,45 @@ def test_single_norm_adversary_is_pgd_of_its_norm():
     np.testing.assert_array_equal(avg.counts.numpy(), [8, 8, 8])
 
 
+def test_train_attack_apgd_replaces_pgd_where_it_applies():
+    from msd_tf.attacks.apgd import apgd_delta
+
+    model = small_cnn(seed=0)
+    x, y = digits(8, seed=1)
+    xt, yt = tf.constant(x), tf.constant(y)
+    seed = tf.constant([3, 4], tf.int64)
+
+    def apgd(threat, s):  # E-AT's and RAMP's apgd_train: from 0, the highest-loss point
+        return apgd_delta(model, xt, yt, threat, s, loss="ce", l1_eps_factors=(1.0,),
+                          start=tf.zeros_like(xt), highest_loss=True)
+
+    out = make_adversary("l1", THREATS, train_attack="apgd").perturb(
+        model, xt, yt, seed=seed, shared_seed=seed)
+    want = apgd(THREATS[2], seed).delta.numpy()
+    np.testing.assert_allclose(out.x.numpy(), np.clip(x + want, 0, 1), atol=1e-6)
+    pgd = pgd_delta(model, xt, yt, THREATS[2], seed).delta.numpy()
+    assert np.abs(want - pgd).max() > 1e-3  # not PGD: the test can fail
+    # MAX: per example the APGD run of highest loss (ties: the earlier norm).
+    runs = [apgd(t, fold(seed, i)) for i, t in enumerate(THREATS)]
+    losses = np.stack([r.loss.numpy() for r in runs])
+    pick = losses.argmax(0)
+    want = np.stack([runs[pick[b]].delta.numpy()[b] for b in range(len(x))])
+    out = make_adversary("max", THREATS, train_attack="apgd").perturb(
+        model, xt, yt, seed=seed, shared_seed=seed)
+    np.testing.assert_allclose(out.x.numpy(), np.clip(x + want, 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(out.counts.numpy(), np.bincount(pick, minlength=3))
+    # A random start, where the threat asks for one, is drawn (not delta = 0).
+    rs = make_adversary("linf", [t.replace(random_start=True) for t in THREATS],
+                        train_attack="apgd").perturb(model, xt, yt, seed=seed,
+                                                     shared_seed=seed)
+    assert np.abs(rs.x.numpy() - np.clip(x + runs[0].delta.numpy(), 0, 1)).max() > 1e-3
+    for name in ("msd", "none"):
+        with pytest.raises(ValueError, match="applies to linf, l2, l1, max, avg and eat"):
+            make_adversary(name, THREATS, train_attack="apgd")
+    with pytest.raises(ValueError, match="Unknown training attack 'fgsm'"):
+        make_adversary("eat", THREATS, train_attack="fgsm")
+
+
 def test_eat_samples_norms_by_running_error_and_updates_it(tmp_path):
     from msd_tf.models import mnist_cnn
     from msd_tf.training import AdversarialTrainer

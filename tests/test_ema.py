@@ -94,12 +94,13 @@ def test_ema_exports_the_average_of_the_weights_after_each_step(tmp_path, mnist_
         load_logits_fn(str(tmp_path / "part" / "saved_model"))[0](x).numpy(), logits)
 
 
-def test_ema_is_part_of_the_experiment_only_when_set():
+@pytest.mark.parametrize("field,value", [("ema", 0.99), ("train_attack", "apgd")])
+def test_later_options_are_part_of_the_experiment_only_when_set(field, value):
     old = json.loads(TrainConfig().to_json())
-    old.pop("ema")  # a config.json written before the flag existed
+    old.pop(field)  # a config.json written before the option existed
     expected = TrainConfig().experiment("")
     del expected["train_data_sha256"]
     assert experiment_of(old) == expected  # an older run resumes
-    assert "ema" in TrainConfig(ema=0.99).experiment("")
+    assert TrainConfig(**{field: value}).experiment("")[field] == value
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)

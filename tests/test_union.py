@@ -56,6 +56,22 @@ def test_step_cost_is_the_closed_form(name):
     assert cost["passes"] == pytest.approx(sum(want))
 
 
+# --train_attack=apgd: one APGD run per norm (K steps: K + 1 gradients; no restarts).
+APGD_CLOSED_FORM = {
+    "linf": (K + 1 + 2, K + 1 + 1),
+    "eat": (K + 1 + 2, K + 1 + 1),  # the same for every norm
+    "max": (3 * (K + 1) + 2, 3 * (K + 1) + 1),
+    "avg": (3 * (K + 1) + 3 + 1, 3 * (K + 1) + 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(APGD_CLOSED_FORM))
+def test_step_cost_with_apgd_is_the_closed_form(name):
+    cost = experiment.step_cost(TrainConfig(adversary=name, threats=THREATS,
+                                            train_attack="apgd"))
+    assert (cost["forward"], cost["backward"]) == pytest.approx(APGD_CLOSED_FORM[name])
+
+
 def test_ramp_projection_adds_the_natural_copy_step():
     config = TrainConfig(adversary="ramp", threats=THREATS, msd_steps=K, ramp_projection=0.5)
     cost = experiment.step_cost(config)

@@ -18,17 +18,19 @@ from msd_tf.threats import ThreatModel
 
 def worst_case_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
                      seed: tf.Tensor, *, training: bool = False,
-                     loss_fn=cross_entropy) -> base.AttackOutput:
-    """Runs `pgd_delta` for every threat and keeps, per example, the highest loss.
+                     loss_fn=cross_entropy, single=None) -> base.AttackOutput:
+    """Runs `pgd_delta` (or `single(model, x, y, threat, seed, training=, loss_fn=)`)
+    for every threat and keeps, per example, the highest loss.
 
     Ties go to the earlier threat. `counts[i]` = examples whose delta came from
     `threats[i]`.
     """
+    single = single or pgd_delta
     threats = tuple(threats)
     if not threats:
         raise ValueError("Argument `threats` must name at least one ThreatModel.")
-    outs = [pgd_delta(model, x, y, threat, fold(seed, i), training=training,
-                      loss_fn=loss_fn) for i, threat in enumerate(threats)]
+    outs = [single(model, x, y, threat, fold(seed, i), training=training, loss_fn=loss_fn)
+            for i, threat in enumerate(threats)]
     losses = tf.stack([o.loss for o in outs])
     choice = tf.argmax(losses, axis=0, output_type=tf.int32)
     delta = tf.gather(tf.stack([o.delta for o in outs], axis=1), choice[:, None],
