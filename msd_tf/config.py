@@ -22,7 +22,7 @@ DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="t
 _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
 # Part of the experiment only when not at these defaults (a run written before they
 # existed resumes).
-_ONLY_WHEN_SET = {"ema": 0.0, "train_attack": "pgd"}
+_ONLY_WHEN_SET = {"ema": 0.0, "train_attack": "pgd", "shift": 0}
 # Part of the experiment for RAMP runs only (a run of another adversary written before
 # these fields existed resumes).
 _RAMP_ONLY = ("ramp_lambda", "ramp_pair", "ramp_projection")
@@ -64,6 +64,7 @@ class TrainConfig:
     batch_size: int = 100
     steps_per_epoch: int = 0
     augment: bool = False
+    shift: int = 0
     seed: int = 0
     strategy: str = "default"
     jit_compile: bool = False
@@ -80,7 +81,7 @@ class TrainConfig:
         if not 0 <= self.ema < 1:
             raise ValueError(f"`ema` must be in [0, 1) (0: no weight average). "
                              f"Received: ema={self.ema}")
-        for name, low in (("steps_per_epoch", "0 (0: a full pass)"),
+        for name, low in (("steps_per_epoch", "0 (0: a full pass)"), ("shift", "0 (0: none)"),
                           ("weight_decay", "0"), ("keep_checkpoints", "0 (0: keep all)")):
             if getattr(self, name) < 0:
                 raise ValueError(f"`{name}` must be >= {low}. Received: {getattr(self, name)}")

@@ -229,12 +229,23 @@ def _augment_cifar(image, seed):
         image, tf.random.experimental.stateless_fold_in(seed, 1))
 
 
+def _shift(image, pixels, seed):
+    """A random translation by up to `pixels` in each direction, uncovered pixels zero."""
+    import tensorflow as tf
+
+    padded = tf.pad(image, [[pixels, pixels], [pixels, pixels], [0, 0]])
+    return tf.image.stateless_random_crop(padded, tf.shape(image), seed)
+
+
 def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
-                  start_step: int = 0, augment: bool = False) -> "tf.data.Dataset":
+                  start_step: int = 0, augment: bool = False,
+                  shift: int = 0) -> "tf.data.Dataset":
     """An endless stream of shuffled batches, from global batch number `start_step`.
 
     Data epoch e's order is a stateless permutation seeded by (seed, e), and example
-    i's augmentation in epoch e by (seed, e, i), so the stream is a fixed sequence of
+    i's augmentation (`augment`: CIFAR's crop and flip; `shift`: a translation by up to
+    that many pixels, the digits' augmentation) in epoch e by (seed, e, i), so the stream
+    is a fixed sequence of
     batches: a run resumed at optimizer step s gets exactly the batches s, s+1, ...
     an uninterrupted run would have seen, also when Keras' `steps_per_epoch` differs
     from a pass over the data. The last partial batch of each data epoch is dropped
@@ -257,9 +268,11 @@ def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
 
     def load(e, i):
         image = tf.gather(x_t, i)
+        key = tf.stack([e * seeding.STRIDE + tf.cast(i, tf.int64), tf.cast(seed, tf.int64)])
         if augment:
-            image = _augment_cifar(image, tf.stack([e * seeding.STRIDE + tf.cast(i, tf.int64),
-                                                    tf.cast(seed, tf.int64)]))
+            image = _augment_cifar(image, key)
+        if shift:
+            image = _shift(image, shift, tf.random.experimental.stateless_fold_in(key, 2))
         return image, tf.gather(y_t, i)
 
     ds = tf.data.Dataset.range(start_epoch, 1 << 30).flat_map(epoch)

@@ -304,7 +304,7 @@ def fit(config: TrainConfig, strategy: tf.distribute.Strategy, parts: Parts, inp
     # (Keras' LossScaleOptimizer), and the stream would resume too early.
     ds = data.train_dataset(inputs.x_train, inputs.y_train, batch_size=config.batch_size,
                             seed=config.seed, start_step=start * inputs.steps_per_epoch,
-                            augment=config.augment)
+                            augment=config.augment, shift=config.shift)
     writer = checkpoints.CheckpointWriter(parts.checkpoint,
                                           os.path.join(config.output_dir, "checkpoints"),
                                           keep=config.keep_checkpoints)

@@ -77,6 +77,10 @@ _STEPS_PER_EPOCH = flags.DEFINE_integer(
     "steps_per_epoch", _D.steps_per_epoch, "Steps per epoch; 0: one pass over the training "
     "split.", lower_bound=0)
 _AUGMENT = flags.DEFINE_bool("augment", _D.augment, "Random crop (pad 4) and flip (CIFAR).")
+_SHIFT = flags.DEFINE_integer(
+    "shift", _D.shift, "Random translation of each training image by up to this many pixels "
+    "in each direction (zeros fill in; no flip: digits' augmentation); 0: none.",
+    lower_bound=0)
 _STRATEGY = flags.DEFINE_enum("strategy", _D.strategy, list(STRATEGIES),
                               "default, mirrored (local GPUs) or multi_worker (TF_CONFIG).")
 _PRECISION = flags.DEFINE_enum(
@@ -141,7 +145,8 @@ def to_config() -> TrainConfig:
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,
         momentum=_MOMENTUM.value, weight_decay=_WEIGHT_DECAY.value, ema=_EMA.value,
         batch_size=_BATCH_SIZE.value, steps_per_epoch=_STEPS_PER_EPOCH.value,
-        augment=_AUGMENT.value, seed=common.SEED.value, strategy=_STRATEGY.value,
+        augment=_AUGMENT.value, shift=_SHIFT.value, seed=common.SEED.value,
+        strategy=_STRATEGY.value,
         jit_compile=common.JIT_COMPILE.value, precision=_PRECISION.value,
         deterministic=common.DETERMINISTIC.value,
         init_from=_INIT_FROM.value, keep_checkpoints=_KEEP_CHECKPOINTS.value,

@@ -189,3 +189,54 @@ def test_train_stream_is_seeded_and_resumable():
     assert a.shape == (10, 32, 32, 3)
     with pytest.raises(data.DataError, match="fewer than batch_size"):
         data.train_dataset(x, y, batch_size=64, seed=0)
+
+
+def _translations(image, pixels):
+    """Brute force: every translation of `image` by (dy, dx) in [-pixels, pixels]^2,
+    uncovered pixels zero."""
+    h, w = image.shape[:2]
+    out = {}
+    for dy in range(-pixels, pixels + 1):
+        for dx in range(-pixels, pixels + 1):
+            moved = np.zeros_like(image)
+            moved[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+                image[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+            out[(dy, dx)] = moved
+    return out
+
+
+def _shifts_of(batch_x, batch_y, x, pixels):
+    """The (dy, dx) of each augmented image (labels index the originals)."""
+    found = []
+    for image, label in zip(batch_x, batch_y):
+        hits = [d for d, moved in _translations(x[label], pixels).items()
+                if np.array_equal(moved, image)]
+        assert len(hits) == 1, f"image of example {label} is no translation by <= {pixels}"
+        found.append(hits[0])
+    return found
+
+
+def test_shift_translates_each_digit_by_at_most_the_given_pixels():
+    rng = np.random.default_rng(0)
+    # No zero pixel, so the zeros that fill in give each translation away (a unique match).
+    x = rng.uniform(0.1, 1.0, size=(40, 8, 8, 1)).astype(np.float32)
+    y = np.arange(40, dtype=np.int32)  # the label names the original
+    stream = data.train_dataset(x, y, batch_size=20, seed=3, shift=2)
+    batches = [(bx.numpy(), by.numpy()) for bx, by in stream.take(4)]  # data epochs 0 and 1
+    shifts = [_shifts_of(bx, by, x, 2) for bx, by in batches]
+    flat = [d for s in shifts for d in s]
+    # Uniform over the 25 translations: 80 draws cover most of them, both signs of each axis.
+    assert len(set(flat)) >= 15
+    assert {dy for dy, _ in flat} == {-2, -1, 0, 1, 2} == {dx for _, dx in flat}
+    # The same example gets other shifts in another data epoch.
+    epoch0 = dict(zip(np.concatenate([by for _, by in batches[:2]]), shifts[0] + shifts[1]))
+    epoch1 = dict(zip(np.concatenate([by for _, by in batches[2:]]), shifts[2] + shifts[3]))
+    assert sum(epoch0[i] != epoch1[i] for i in range(40)) > 20
+    # Seeded and resumable: batch 3 again from start_step=3, and all again with the seed.
+    resumed = next(iter(data.train_dataset(x, y, batch_size=20, seed=3, start_step=3, shift=2)))
+    np.testing.assert_array_equal(resumed[0].numpy(), batches[3][0])
+    again = next(iter(data.train_dataset(x, y, batch_size=20, seed=3, shift=2)))[0].numpy()
+    np.testing.assert_array_equal(again, batches[0][0])
+    # shift=0 leaves the images as they are.
+    bx, by = next(iter(data.train_dataset(x, y, batch_size=20, seed=3)))
+    np.testing.assert_array_equal(bx.numpy(), x[by.numpy()])

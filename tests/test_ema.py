@@ -94,7 +94,7 @@ def test_ema_exports_the_average_of_the_weights_after_each_step(tmp_path, mnist_
         load_logits_fn(str(tmp_path / "part" / "saved_model"))[0](x).numpy(), logits)
 
 
-@pytest.mark.parametrize("field,value", [("ema", 0.99), ("train_attack", "apgd")])
+@pytest.mark.parametrize("field,value", [("ema", 0.99), ("train_attack", "apgd"), ("shift", 2)])
 def test_later_options_are_part_of_the_experiment_only_when_set(field, value):
     old = json.loads(TrainConfig().to_json())
     old.pop(field)  # a config.json written before the option existed
@@ -104,3 +104,5 @@ def test_later_options_are_part_of_the_experiment_only_when_set(field, value):
     assert TrainConfig(**{field: value}).experiment("")[field] == value
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)
+    with pytest.raises(ValueError, match="shift"):
+        TrainConfig(shift=-1)
