@@ -219,22 +219,20 @@ def load_arrays(dataset: str, split: str, data_dir: str | None = None):
     return x[sl], y[sl].astype(np.int32)
 
 
-def _augment_cifar(image, seed):
-    """Random crop with 4-pixel zero padding, then random horizontal flip (stateless)."""
-    import tensorflow as tf
-
-    padded = tf.pad(image, [[4, 4], [4, 4], [0, 0]])
-    image = tf.image.stateless_random_crop(padded, tf.shape(image), seed)
-    return tf.image.stateless_random_flip_left_right(
-        image, tf.random.experimental.stateless_fold_in(seed, 1))
-
-
 def _shift(image, pixels, seed):
     """A random translation by up to `pixels` in each direction, uncovered pixels zero."""
     import tensorflow as tf
 
     padded = tf.pad(image, [[pixels, pixels], [pixels, pixels], [0, 0]])
     return tf.image.stateless_random_crop(padded, tf.shape(image), seed)
+
+
+def _augment_cifar(image, seed):
+    """Random crop with 4-pixel zero padding, then random horizontal flip (stateless)."""
+    import tensorflow as tf
+
+    return tf.image.stateless_random_flip_left_right(
+        _shift(image, 4, seed), tf.random.experimental.stateless_fold_in(seed, 1))
 
 
 def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
@@ -245,11 +243,10 @@ def train_dataset(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int,
     Data epoch e's order is a stateless permutation seeded by (seed, e), and example
     i's augmentation (`augment`: CIFAR's crop and flip; `shift`: a translation by up to
     that many pixels, the digits' augmentation) in epoch e by (seed, e, i), so the stream
-    is a fixed sequence of
-    batches: a run resumed at optimizer step s gets exactly the batches s, s+1, ...
-    an uninterrupted run would have seen, also when Keras' `steps_per_epoch` differs
-    from a pass over the data. The last partial batch of each data epoch is dropped
-    (`len(x) // batch_size` batches per data epoch).
+    is a fixed sequence of batches: a run resumed at optimizer step s gets exactly the
+    batches s, s+1, ... an uninterrupted run would have seen, also when Keras'
+    `steps_per_epoch` differs from a pass over the data. The last partial batch of each
+    data epoch is dropped (`len(x) // batch_size` batches per data epoch).
     """
     import tensorflow as tf
 
