@@ -66,14 +66,22 @@ def of_code() -> str:
     return of_files(files, root=root)
 
 
-def git_commit() -> str:
-    """The git commit of the msd_tf checkout, or "unknown" (an installed package)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+def git_commit(root: str = "") -> str:
+    """The git commit of the msd_tf checkout (or of `root`), with "+dirty" when tracked
+    files differ from it (the figures then come from code no commit holds), or
+    "unknown" (an installed package, no git)."""
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(os.path.join(root, ".git")):  # installed: not our checkout
         return "unknown"
     try:
-        out = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10)
+        head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        status = subprocess.run(["git", "-C", root, "status", "--porcelain",
+                                 "--untracked-files=no"], capture_output=True, text=True,
+                                timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    commit = head.stdout.strip()
+    if head.returncode != 0 or not commit:
+        return "unknown"
+    return commit + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
