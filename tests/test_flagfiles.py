@@ -13,6 +13,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALL_FILES = sorted((ROOT / "flags").rglob("*.cfg"))
 EVAL_FILES = [p for p in ALL_FILES if "eval" in p.name]
 TRAIN_FILES = [p for p in ALL_FILES if "eval" not in p.name]
+# Training radii chosen by the recipe search (docs/UNION_BENCHMARK.md, round 11), not the
+# paper's; the evaluation radii stay the paper's.
+SEARCHED_RADII = {"flags/mnist/small/msd.cfg": {"l1": 18.0}}
 
 
 def _parse(argv):
@@ -74,13 +77,15 @@ def test_paper_flagfile_trains_what_threats_says(dataset, adversary):
 def test_mnist_flagfiles_train_at_the_paper_radii(path):
     """Every MNIST training flagfile (paper, small scale, fine-tuning) attacks at the
     paper's radii: threats.radii, or PAPER_TRAIN's where the paper trains elsewhere
-    (MAX and AVG at l_1 = 12)."""
+    (MAX and AVG at l_1 = 12), except the departures the recipe search of
+    docs/UNION_BENCHMARK.md chose, listed here so that no other slips in."""
     if "eval" in path.name:
         return
     c = _parse([f"--flagfile={path.relative_to(ROOT)}"])
     radii = dict(threats.radii("mnist"))
     for norm, (_, eps, _) in threats.PAPER_TRAIN.get(("mnist", c.adversary), {}).items():
         radii[norm] = eps
+    radii.update(SEARCHED_RADII.get(path.relative_to(ROOT).as_posix(), {}))
     assert {t.norm: t.eps for t in c.threats} == {t.norm: radii[t.norm] for t in c.threats}
 
 
