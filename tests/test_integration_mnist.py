@@ -14,9 +14,10 @@ from msd_tf.models import mnist_cnn
 from msd_tf.threats import ThreatModel
 from msd_tf.training import AdversarialTrainer
 
-# Short MSD: 8 iterations with steps of about eps / 6, at the paper's radii.
-TRAIN = (ThreatModel("linf", 0.3, 0.05, 8), ThreatModel("l2", 2.0, 0.35, 8),
-         ThreatModel("l1", 10.0, 2.5, 8))
+# Short MSD at the paper's radii with the step sizes of the small recipe
+# (flags/mnist/small/msd.cfg): 5 iterations, the sparser l_1 step (2-10 coordinates).
+TRAIN = (ThreatModel("linf", 0.3, 0.1, 5), ThreatModel("l2", 2.0, 0.5, 5),
+         ThreatModel("l1", 10.0, 6.0, 5, k_range=(2, 10)))
 # Evaluation PGD at the paper's radii and step sizes, 50 iterations each.
 EVAL = (ThreatModel("linf", 0.3, 0.01, 50), ThreatModel("l2", 2.0, 0.1, 50),
         ThreatModel("l1", 10.0, 0.8, 50))
@@ -26,7 +27,7 @@ def _train(adversary, x, y):
     keras.utils.set_random_seed(0)
     model = mnist_cnn()
     steps = len(x) // 100
-    trainer = AdversarialTrainer(model, make_adversary(adversary, TRAIN, msd_steps=8), seed=0)
+    trainer = AdversarialTrainer(model, make_adversary(adversary, TRAIN, msd_steps=5), seed=0)
     lr = schedules.PiecewiseLinear((0, 1 / 3, 1), (0, 1e-3, 0), steps_per_epoch=steps)
     trainer.compile(optimizer=keras.optimizers.Adam(lr),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -56,6 +57,7 @@ def test_msd_training_beats_standard_training_on_the_union(mnist_dir):
               f"{ {k: round(float(v), 3) for k, v in per_norm.items()} }, union {union:.3f}")
     assert results["none"][0] > 0.95  # standard training learned the digits
     assert results["msd"][0] > 0.6
-    # Measured when written: standard 0.0, MSD 0.225 (one epoch, 8 MSD iterations).
+    # Measured: standard 0.0, MSD 0.250 (one epoch of 5 MSD iterations; 0.225 with the
+    # 8 iterations of steps eps / 6 this test used before, 8/5 of the attack passes).
     assert results["msd"][2] >= results["none"][2] + 0.1
     assert results["msd"][2] >= 0.1

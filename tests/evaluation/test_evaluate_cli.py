@@ -16,6 +16,9 @@ import pytest
 from tests.conftest import REPO, SHARED_MNIST
 
 ATTACKS = "pgd_linf,fgsm,mim,pgd_l2,ddn,deepfool,pointwise_l2,pgd_l1,salt_pepper"
+# One worker runs this module under `pytest -n 2 --dist=loadgroup` (the README's command),
+# so the module fixtures (two trained models, one uninterrupted evaluation) run once.
+pytestmark = pytest.mark.xdist_group("evaluate_cli")
 
 
 def _evaluate(args, **kwargs):
@@ -55,10 +58,17 @@ def _results(out):
     return json.loads((out / "results.json").read_text())
 
 
-def test_outputs_provenance_and_identical_reruns(models, tmp_path):
-    out = tmp_path / "eval"
+@pytest.fixture(scope="module")
+def straight(models, tmp_path_factory):
+    """One uninterrupted evaluation, the reference of the rerun and the resume tests."""
+    out = tmp_path_factory.mktemp("straight") / "eval"
     res = _evaluate(_args(models, out))
     assert res.returncode == 0, res.stderr[-3000:]
+    return out, res
+
+
+def test_outputs_provenance_and_identical_reruns(models, straight, tmp_path):
+    out, res = straight
     for name in ("results.md", "results.json", "results.csv", "curves.png",
                  "per_example_m0.npz", "per_example_m1.npz", "examples_m0.png",
                  "examples_m1.png"):
@@ -87,9 +97,8 @@ def test_outputs_provenance_and_identical_reruns(models, tmp_path):
     assert (again / "results.json").read_text() == (out / "results.json").read_text()
 
 
-def test_killed_and_resumed_evaluation_equals_the_uninterrupted_one(models, tmp_path):
-    straight = tmp_path / "straight"
-    assert _evaluate(_args(models, straight)).returncode == 0
+def test_killed_and_resumed_evaluation_equals_the_uninterrupted_one(models, straight,
+                                                                   tmp_path):
     killed = tmp_path / "killed"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen([sys.executable, "-m", "msd_tf.evaluate", *_args(models, killed)],
@@ -105,7 +114,7 @@ def test_killed_and_resumed_evaluation_equals_the_uninterrupted_one(models, tmp_
     assert not (killed / "results.json").exists() and done < 2 * 9 * 2
     res = _evaluate(_args(models, killed))
     assert res.returncode == 0, res.stderr[-2000:]
-    assert (killed / "results.json").read_text() == (straight / "results.json").read_text()
+    assert (killed / "results.json").read_text() == (straight[0] / "results.json").read_text()
 
 
 def _in_process(model_path, out, *, split="test[:24]", data_dir=None, on_compute=None):
