@@ -60,6 +60,10 @@ class LoadedModel:
         and variables, or a run's model settings and restored checkpoint files).
       source: what was loaded ("SavedModel" or the checkpoint prefix).
       variables: the model's variables (for inspection, e.g. first-layer filters).
+      weights_fingerprint: SHA-256 of the variables' values alone (`fingerprints.of_weights`):
+        the same for a SavedModel and the run folder it was exported from; the
+        evaluation's attack seeds derive from it (`fingerprint` when there are no
+        variables to read).
     """
 
     path: str
@@ -68,6 +72,12 @@ class LoadedModel:
     fingerprint: str
     source: str
     variables: tuple = ()
+
+    @property
+    def weights_fingerprint(self) -> str:
+        if not self.variables:  # nothing to read the weights from: the files decide
+            return self.fingerprint
+        return fingerprints.of_weights([v.numpy() for v in self.variables])
 
 
 def _short(e: BaseException) -> str:

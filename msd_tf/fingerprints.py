@@ -13,6 +13,7 @@ import subprocess
 import numpy as np
 
 _CHUNK = 1 << 20
+_SOURCE_SUFFIXES = (".py", ".cfg", ".sh")  # untracked files that make a checkout dirty
 
 
 def of_arrays(*arrays: np.ndarray) -> str:
@@ -28,6 +29,13 @@ def of_arrays(*arrays: np.ndarray) -> str:
 def of_json(value) -> str:
     """A JSON-serializable value (dict keys sorted)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def of_weights(arrays) -> str:
+    """The values of a model's weights (dtype, shape and bytes of each), in no particular
+    order: a SavedModel and a checkpoint of the same weights, or two saves that list the
+    variables in another order, agree; what differs in the files alone does not count."""
+    return of_json(sorted(of_arrays(np.asarray(a)) for a in arrays))
 
 
 def of_files(paths, root: str | None = None) -> str:
@@ -68,8 +76,9 @@ def of_code() -> str:
 
 def git_commit(root: str = "") -> str:
     """The git commit of the msd_tf checkout (or of `root`), with "+dirty" when tracked
-    files differ from it (the figures then come from code no commit holds), or
-    "unknown" (an installed package, no git)."""
+    files differ from it or an untracked source file or flagfile is present (the figures
+    then come from code no commit holds; untracked outputs, e.g. a `runs/` folder, do not
+    count), or "unknown" (an installed package, no git)."""
     root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(os.path.join(root, ".git")):  # installed: not our checkout
         return "unknown"
@@ -77,11 +86,13 @@ def git_commit(root: str = "") -> str:
         head = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True,
                               text=True, timeout=10)
         status = subprocess.run(["git", "-C", root, "status", "--porcelain",
-                                 "--untracked-files=no"], capture_output=True, text=True,
+                                 "--untracked-files=all"], capture_output=True, text=True,
                                 timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     commit = head.stdout.strip()
     if head.returncode != 0 or not commit:
         return "unknown"
-    return commit + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
+    changed = [line for line in status.stdout.splitlines() if not line.startswith("??")
+               or line.rstrip().endswith(_SOURCE_SUFFIXES)] if status.returncode == 0 else []
+    return commit + ("+dirty" if changed else "")

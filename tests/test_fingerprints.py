@@ -1,6 +1,9 @@
-"""The git commit that figures are stamped with: "+dirty" when tracked files differ from it."""
+"""The git commit that figures are stamped with ("+dirty" when the code differs from it),
+and the weights' fingerprint that the evaluation's seeds derive from."""
 
 import subprocess
+
+import numpy as np
 
 from msd_tf import fingerprints
 
@@ -23,3 +26,21 @@ def test_git_commit_marks_uncommitted_changes(tmp_path):
     assert fingerprints.git_commit(str(tmp_path)) == head
     (tmp_path / "recipe.cfg").write_text("--l1_eps=14\n")  # an edited flagfile does
     assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"
+    _git(tmp_path, "checkout", "-q", "recipe.cfg")
+    assert fingerprints.git_commit(str(tmp_path)) == head
+    (tmp_path / "new_attack.py").write_text("x = 1\n")  # a source file no commit holds
+    assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"
+
+
+def test_weights_fingerprint_is_of_values_not_of_their_order():
+    rng = np.random.default_rng(0)
+    w = [rng.normal(size=(5, 5, 1, 4)).astype(np.float32), np.zeros(4, np.float32),
+         rng.normal(size=(4, 10)).astype(np.float32)]
+    fp = fingerprints.of_weights(w)
+    assert fingerprints.of_weights(w[::-1]) == fp
+    assert fingerprints.of_weights([a.copy() for a in w]) == fp
+    bumped = [w[0], w[1], w[2].copy()]
+    bumped[2][3, 7] = np.nextafter(bumped[2][3, 7], np.float32(np.inf))  # one ulp
+    assert fingerprints.of_weights(bumped) != fp
+    assert fingerprints.of_weights([w[0], w[1], w[2].astype(np.float64)]) != fp  # dtype
+    assert fingerprints.of_weights([w[0], w[1].reshape(2, 2), w[2]]) != fp  # shape

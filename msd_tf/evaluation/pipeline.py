@@ -149,8 +149,10 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
         while name in models:
             name += "_"
         loaded = load_checked(path, x, classes, dataset)
+        weights = loaded.weights_fingerprint
         models[name] = {"path": path, "abspath": os.path.abspath(path),
-                        "source": loaded.source, "fingerprint": loaded.fingerprint}
+                        "source": loaded.source, "fingerprint": loaded.fingerprint,
+                        "weights_sha256": weights}
         print(f"Model {name}: {os.path.abspath(path)} ({loaded.source}), "
               f"sha256 {loaded.fingerprint}", flush=True)
         warnings[name] = checks.sanity_warnings(loaded.logits_fn, x, y)
@@ -160,7 +162,8 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
             name, loaded.fingerprint, loaded.logits_fn, x, y, specs, output_dir=output_dir,
             batch_size=batch_size, seed=seed, verbose=verbose, on_compute=on_compute,
             code=code, cache_dir=cache_dir, jit_compile=jit_compile,
-            prior_broken=prior_broken(prune_with, name, keys) if prune_with else None)
+            prior_broken=prior_broken(prune_with, name, keys) if prune_with else None,
+            seed_key=weights)
         summaries[name] = aggregate.aggregate(clean, records)
         profiles[name] = {n: r["profile"] for n, r in records.items()}
         if verbose:
@@ -193,7 +196,7 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
             "suite": suite_name, "restarts": sorted({s.restarts for s in specs}),
             "pruned_with": os.path.abspath(prune_with) if prune_with else None,
             "seed": seed, "attack_seeds": "per (model, attack, batch): "
-            "msd_tf.evaluation.runner.attack_seed(seed, model sha256, attack, batch); "
+            "msd_tf.evaluation.runner.attack_seed(seed, weights_sha256, attack, batch); "
             "per restart within it", "batch_size": batch_size,
             "versions": {k: v for k, v in code.items() if k != "sources"},
             "code_sha256": code["sources"], "git_commit": fingerprints.git_commit(),

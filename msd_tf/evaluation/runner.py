@@ -43,9 +43,12 @@ def code_version() -> dict:
             "numpy": np.__version__}
 
 
-def attack_seed(seed: int, model_fingerprint: str, attack: str, batch: int) -> int:
-    """The seed of one (model, attack, batch): a 31-bit integer derived from all four."""
-    text = f"{seed}|{model_fingerprint}|{attack}|{batch}".encode()
+def attack_seed(seed: int, weights_fingerprint: str, attack: str, batch: int) -> int:
+    """The seed of one (model, attack, batch): a 31-bit integer derived from all four. The
+    model enters by its weights' values (`fingerprints.of_weights`), not its files, so that
+    the same weights saved twice, or as a SavedModel and a checkpoint, meet the same
+    random starts."""
+    text = f"{seed}|{weights_fingerprint}|{attack}|{batch}".encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:4], "big") & 0x7FFFFFFF
 
 
@@ -76,7 +79,8 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
               y: np.ndarray, specs: list[suite.AttackSpec], *, output_dir: str,
               batch_size: int = 100, seed: int = 0, verbose: bool = True, on_compute=None,
               code: dict | None = None, cache_dir: str | None = None,
-              jit_compile: bool = False, prior_broken: dict | None = None):
+              jit_compile: bool = False, prior_broken: dict | None = None,
+              seed_key: str | None = None):
     """Evaluates one model; returns `(clean [N] bool, records, grid)`.
 
     Each attack runs on the correctly classified examples of every batch (an
@@ -92,6 +96,9 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
     the figures of the run that computed it; "cached": every batch came from the cache);
     `grid[name]` = (adversarial images, sound, norms) of the first `GRID_EXAMPLES`.
     `on_compute(attack_name, batch_index)` is called for every batch actually computed.
+    `seed_key` (default: `model_fingerprint`) is what the attack seeds derive from: the
+    weights' fingerprint (`LoadedModel.weights_fingerprint`); the cache stays keyed by
+    `model_fingerprint`, the files, which fix the weights.
     """
     import keras
 
@@ -139,7 +146,7 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
                 if todo.any():
                     xa, fa = suite.run_attack(
                         spec, counted, xb[todo], yb[todo],
-                        seed=attack_seed(seed, model_fingerprint, spec.name, b),
+                        seed=attack_seed(seed, seed_key or model_fingerprint, spec.name, b),
                         jit_compile=jit_compile)
                     x_adv[todo], found[todo] = xa, fa
                 fwd_end, bwd_end = counted.counts()
