@@ -49,7 +49,8 @@ _RAMP_PAIR = flags.DEFINE_list(
     "attacked with APGD at its --<norm>_eps and --<norm>_steps.")
 _RAMP_PROJECTION = flags.DEFINE_float(
     "ramp_projection", None, "RAMP: its gradient projection with this beta (their "
-    "from-scratch setting: 0.5); unset: none.", lower_bound=0, upper_bound=1)
+    "from-scratch setting: 0.5); unset or 0: none (0 turns off a flagfile's).",
+    lower_bound=0, upper_bound=1)
 _TRAIN_ATTACK = flags.DEFINE_enum(
     "train_attack", "pgd", ["pgd", "apgd"], "Single-norm attack of linf/l2/l1, max, avg and "
     "eat training: PGD, or APGD from delta = 0 keeping its highest-loss point (E-AT's and "
@@ -139,7 +140,7 @@ def to_config() -> TrainConfig:
         train_split=_TRAIN_SPLIT.value, eval_split=common.EVAL_SPLIT.value,
         model=_MODEL.value, adversary=_ADVERSARY.value, threats=_threats(),
         msd_steps=_MSD_STEPS.value, ramp_lambda=_RAMP_LAMBDA.value,
-        ramp_pair=tuple(_RAMP_PAIR.value), ramp_projection=_RAMP_PROJECTION.value,
+        ramp_pair=tuple(_RAMP_PAIR.value), ramp_projection=_RAMP_PROJECTION.value or None,
         attack_training_mode=_ATTACK_TRAINING_MODE.value, train_attack=_TRAIN_ATTACK.value,
         epochs=_EPOCHS.value, lr_epochs=_floats("lr_epochs", _LR_EPOCHS.value),
         lr_values=_floats("lr_values", _LR_VALUES.value), optimizer=_OPTIMIZER.value,

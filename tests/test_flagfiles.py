@@ -184,3 +184,17 @@ def test_offline_evaluation_commands_in_headers_run_as_written(name, tmp_path, m
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "o" / "results.md").exists()
+
+
+def test_ramp_projection_zero_turns_off_the_flagfiles_projection():
+    # beta 0 would train the natural copy every epoch and then ignore it: "none" instead,
+    # so that the step cost (and the budget) count no natural-copy step.
+    from msd_tf import experiment
+
+    path = "flags/mnist/small/ramp.cfg"
+    on = _parse([f"--flagfile={path}"])
+    off = _parse([f"--flagfile={path}", "--ramp_projection=0"])
+    assert on.ramp_projection == 0.5 and off.ramp_projection is None
+    cost_on, cost_off = experiment.step_cost(on), experiment.step_cost(off)
+    assert (cost_on["forward"], cost_on["backward"]) == \
+        (cost_off["forward"] + 1, cost_off["backward"] + 1)
