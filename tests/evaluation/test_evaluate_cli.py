@@ -154,47 +154,6 @@ def test_cache_is_keyed_by_content_not_by_names(models, tmp_path, monkeypatch):
     assert computed == [] and again == retrained
 
 
-def test_the_same_weights_saved_differently_meet_the_same_random_starts(tmp_path):
-    # One model's weights in two SavedModels, the second with another graph (inside a
-    # Sequential): other files, so another cache key, but the attack seeds derive from
-    # the weights, so randomized attacks draw the same starts and give identical numbers
-    # (before: seeds from the files, e.g. 30.0 against 29.5 union for identical weights).
-    from msd_tf import data, fingerprints
-    from msd_tf.evaluation import pipeline, runner
-    from msd_tf.export import export_saved_model, load_model
-    from tests.attacks.helpers import small_cnn
-
-    model = small_cnn(seed=7)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(*data.load_arrays("mnist", "test[100:1100]", str(SHARED_MNIST)), batch_size=100,
-              epochs=1, verbose=0)
-    first = export_saved_model(model, str(tmp_path / "first" / "saved_model"))
-    wrapped = keras.Sequential([keras.Input((28, 28, 1)), model])
-    other = export_saved_model(wrapped, str(tmp_path / "other" / "saved_model"))
-    a, b = load_model(first), load_model(other)
-    assert a.fingerprint != b.fingerprint
-    assert a.weights_fingerprint == b.weights_fingerprint
-    x = np.random.default_rng(0).uniform(size=(8, 28, 28, 1)).astype(np.float32)
-    np.testing.assert_array_equal(a.logits_fn(x).numpy(), b.logits_fn(x).numpy())
-    specs = pipeline.build_suite("mnist", ["apgd_ce_linf", "apgd_ce_l1"], restarts=1,
-                                 suite_name="strong", budget="fast", eps={})
-    out = {}
-    for name, path in (("a", first), ("b", other)):
-        pipeline.evaluate([path], dataset="mnist", data_dir=str(SHARED_MNIST),
-                          split="test[:24]", num_examples=24, output_dir=str(tmp_path / name),
-                          specs=specs, batch_size=12, verbose=False, draw_curves=False)
-        out[name] = np.load(next((tmp_path / name).glob("per_example_*.npz")))
-        prov = _results(tmp_path / name)["provenance"]["models"]
-        assert next(iter(prov.values()))["weights_sha256"] == a.weights_fingerprint
-    assert sorted(out["a"].files) == sorted(out["b"].files)
-    for key in out["a"].files:
-        np.testing.assert_array_equal(out["a"][key], out["b"][key], err_msg=key)
-    # The randomized attacks do depend on the seed: other weights, other starts.
-    assert runner.attack_seed(0, a.weights_fingerprint, "apgd_ce_l1", 0) != \
-        runner.attack_seed(0, fingerprints.of_json("other"), "apgd_ce_l1", 0)
-
-
 def test_strong_pruning_keeps_every_flag_of_the_unpruned_suite(models, tmp_path):
     # The strong suite's fixed-radius attacks (and with --nocurves its minimization
     # attacks) run only on what is still robust: the per-norm and union flags are those
