@@ -5,6 +5,7 @@ Loading runs the SavedModel's graph: a SavedModel is a program, load only truste
 """
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Callable
@@ -73,7 +74,7 @@ class LoadedModel:
     source: str
     variables: tuple = ()
 
-    @property
+    @functools.cached_property
     def weights_fingerprint(self) -> str:
         if not self.variables:  # nothing to read the weights from: the files decide
             return self.fingerprint

@@ -93,6 +93,7 @@ def git_commit(root: str = "") -> str:
     commit = head.stdout.strip()
     if head.returncode != 0 or not commit:
         return "unknown"
-    changed = [line for line in status.stdout.splitlines() if not line.startswith("??")
-               or line.rstrip().endswith(_SOURCE_SUFFIXES)] if status.returncode == 0 else []
+    changed = ([line for line in status.stdout.splitlines() if not line.startswith("??")
+               or line.rstrip().rstrip('"').endswith(_SOURCE_SUFFIXES)]  # quoted: spaces
+               if status.returncode == 0 else [])
     return commit + ("+dirty" if changed else "")

@@ -28,8 +28,8 @@ def test_git_commit_marks_uncommitted_changes(tmp_path):
     assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"
     _git(tmp_path, "checkout", "-q", "recipe.cfg")
     assert fingerprints.git_commit(str(tmp_path)) == head
-    (tmp_path / "new_attack.py").write_text("x = 1\n")  # a source file no commit holds
-    assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"
+    (tmp_path / "new attack.py").write_text("x = 1\n")  # a source file no commit holds
+    assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"  # (git quotes its name)
 
 
 def test_weights_fingerprint_is_of_values_not_of_their_order():
