@@ -17,6 +17,7 @@ TRAIN_FILES = [p for p in ALL_FILES if "eval" not in p.name]
 # not the paper's; the evaluation radii stay the paper's.
 SEARCHED_RADII = {"flags/mnist/small/msd.cfg": {"l1": 18.0},
                   "flags/mnist/small/eat.cfg": {"l1": 18.0},
+                  "flags/mnist/small/ramp.cfg": {"l1": 18.0},
                   "flags/mnist/small/finetune_eat.cfg": {"l1": 18.0},
                   "flags/mnist/small/finetune_ramp.cfg": {"l1": 18.0}}
 
