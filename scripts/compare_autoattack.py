@@ -104,22 +104,19 @@ def _verified(model, x, y, x_adv, norm: str, eps: float) -> np.ndarray:
 
 
 def _ours(folder: str, model_name: str | None, n: int) -> dict:
-    """norm -> [N] robust flags of an msd_tf.evaluate output folder."""
-    from msd_tf.evaluation import aggregate
+    """norm -> [N] robust flags of an msd_tf.evaluate output folder
+    (`compare.robust_flags`; a norm it did not attack: the clean flags)."""
+    from msd_tf.evaluation import compare
 
-    with open(os.path.join(folder, "results.json")) as f:
-        results = json.load(f)
-    names = sorted(f[len("per_example_"):-4] for f in os.listdir(folder)
-                   if f.startswith("per_example_") and f.endswith(".npz"))
+    try:
+        flags = compare.robust_flags(folder)
+    except compare.CompareError as e:
+        sys.exit(f"error: --ours: {e}")
+    names = sorted(flags)
     name = model_name or (names[0] if len(names) == 1 else None)
     if name not in names:
         sys.exit(f"error: --ours {folder} holds models {names}; name one with --ours_model.")
-    with np.load(os.path.join(folder, f"per_example_{name}.npz")) as f:
-        per = {k: f[k] for k in f.files}
-    clean = per["clean"][:n]
-    broken = aggregate.broken_per_norm(per, results["suite"])
-    return {norm: clean & ~broken.get(norm, np.zeros(len(clean), bool))[:n]
-            for norm in NORMS}
+    return {norm: flags[name].get(norm, flags[name]["clean"])[:n] for norm in NORMS}
 
 
 def main():

@@ -45,7 +45,8 @@ def sign_test_p(only_a: int, only_b: int) -> float:
 def robust_flags(eval_dir: str) -> dict:
     """model -> threat ("linf", "l2", "l1", "union") -> `[N]` bool robust flags, read
     from an `msd_tf.evaluate` output folder (results.json and per_example_<model>.npz),
-    with "example_key" -> the examples' content keys.
+    with "clean" -> the clean flags (the robust flags of a norm no attack ran at) and
+    "example_key" -> the examples' content keys.
 
     Raises:
       CompareError: the folder or one of its files is missing or unreadable.
@@ -73,8 +74,8 @@ def robust_flags(eval_dir: str) -> dict:
         any_broken = np.zeros(len(clean), bool)
         for b in broken.values():
             any_broken |= b
-        flags["union"] = clean & ~any_broken
-        flags["example_key"] = per.get("example_key")
+        flags.update(union=clean & ~any_broken, clean=clean,
+                     example_key=per.get("example_key"))
         out[name] = flags
     return out
 

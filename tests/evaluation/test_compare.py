@@ -77,6 +77,8 @@ def test_robust_flags_hand_computed(tmp_path):
     np.testing.assert_array_equal(a["l2"], [True, False, True, False])
     np.testing.assert_array_equal(a["union"], [False, False, True, False])
     np.testing.assert_array_equal(flags["b"]["union"], [True, True, True, False])
+    np.testing.assert_array_equal(a["clean"], [True, True, True, False])
+    assert "l1" not in a  # no l_1 attack ran
     r = compare.compare_models(flags, "b", "a")
     assert (r["only_a"], r["only_b"], r["both"]) == (2, 0, 1)
     assert r["acc_a"] == 0.75 and r["acc_b"] == 0.25
