@@ -331,6 +331,25 @@ def _exported_checkpoint(export_dir: str) -> str | None:
         return None
 
 
+def float32_copy(config: TrainConfig, model: keras.Model) -> keras.Model:
+    """`model` itself under float32, else the same architecture built under float32 with
+    its weights. A model trained in mixed precision is exported (and so evaluated) in
+    float32: a 16-bit forward pass rounds the input gradient the attacks follow, which
+    would make the evaluation weaker, not the model more robust.
+    """
+    if config.precision == "float32":
+        return model
+    info = data.DATASETS[config.dataset]
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = build_model(config.model, info["shape"], info["classes"])
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history: dict,
                       seconds: float, log: Callable[[str], None] = logging.info) -> dict:
     """Writes saved_model/ and summary.json (clean accuracy of the exported weights).
@@ -342,17 +361,19 @@ def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history
     export_dir = os.path.join(config.output_dir, "saved_model")
     newest = checkpoints.list_checkpoints(os.path.join(config.output_dir, "checkpoints"))
     source = fingerprints.of_checkpoint(newest[0][1]) if newest else None
+    served = float32_copy(config, parts.model)
     if source and source == _exported_checkpoint(export_dir) and os.path.isfile(
             os.path.join(export_dir, "saved_model.pb")):
         log(f"{export_dir} is up to date (exported from {os.path.basename(newest[0][1])}).")
     else:
-        export_saved_model(parts.model, export_dir,
+        export_saved_model(served, export_dir,
                            metadata={"dataset": config.dataset, "model": config.model,
                                      "adversary": config.adversary,
+                                     "precision": config.precision,
                                      "checkpoint_sha256": source})
     # Plain forward passes (Keras' evaluate() fails under MultiWorkerMirroredStrategy).
     b = config.batch_size
-    correct = [tf.argmax(parts.model(inputs.x_eval[i:i + b], training=False), axis=1).numpy()
+    correct = [tf.argmax(served(inputs.x_eval[i:i + b], training=False), axis=1).numpy()
                == inputs.y_eval[i:i + b] for i in range(0, len(inputs.x_eval), b)]
     summary = {
         "config": json.loads(config.to_json()),

@@ -131,3 +131,30 @@ def test_a_skipped_mixed_float16_step_does_not_move_the_resumed_data_stream(monk
     monkeypatch.setattr(experiment.checkpoints, "CheckpointWriter", lambda *a, **k: None)
     experiment.fit(config, tf.distribute.get_strategy(), parts, inputs, start=2)
     assert starts == [10]
+
+
+def test_a_mixed_precision_model_is_exported_in_float32():
+    # Evaluating the 16-bit forward pass would round the input gradients the attacks
+    # follow; the export is the float32 model with the trained weights.
+    import dataclasses
+
+    from msd_tf import experiment
+    from msd_tf.config import TrainConfig
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        keras.utils.set_random_seed(0)
+        model = mnist_cnn()
+        config = dataclasses.replace(TrainConfig(), precision="mixed_bfloat16")
+        served = experiment.float32_copy(config, model)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[0].compute_dtype == "bfloat16"
+    assert {layer.compute_dtype for layer in served.layers} == {"float32"}
+    reference = mnist_cnn()  # built under float32 here, the same weights
+    reference.set_weights(model.get_weights())
+    x, _ = digits(8, seed=3)
+    np.testing.assert_array_equal(served(x).numpy(), reference(x).numpy())
+    # bf16 rounds the forward pass: the 16-bit model's logits differ from these
+    assert np.abs(model(x).numpy() - served(x).numpy()).max() > 1e-4
+    assert experiment.float32_copy(TrainConfig(), reference) is reference
