@@ -173,6 +173,27 @@ def _load_tfds(dataset: str, split: str):
     return x, y
 
 
+def has_split(dataset: str, split: str, data_dir: str | None) -> bool:
+    """Whether `data_dir` holds the files of `split`'s base split (train or test), without
+    reading them; True without a folder (tensorflow-datasets has both)."""
+    base, _ = parse_split(split)
+    if data_dir is None:
+        return True
+    if data_dir.endswith(".npz"):
+        if not os.path.isfile(data_dir):
+            return False
+        with np.load(data_dir) as f:
+            return f"x_{base}" in f.files and f"y_{base}" in f.files
+    if dataset == "cifar10":
+        sub = os.path.join(data_dir, "cifar-10-batches-py")
+        folder = sub if os.path.isdir(sub) else data_dir
+        return os.path.exists(os.path.join(
+            folder, "data_batch_1" if base == "train" else "test_batch"))
+    prefix = _IDX_PREFIX[base]
+    return all(any(os.path.exists(os.path.join(data_dir, f"{prefix}-{kind}-ubyte{ext}"))
+                   for ext in ("", ".gz")) for kind in ("images-idx3", "labels-idx1"))
+
+
 def load_arrays(dataset: str, split: str, data_dir: str | None = None):
     """Loads a split as `(x float32 [N, H, W, C] in [0, 1], y int32 [N])`.
 

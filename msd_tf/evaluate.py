@@ -29,6 +29,8 @@ from msd_tf import cli
 from msd_tf import common_flags as common
 from msd_tf.threats import NORMS, QUERIES
 
+common.define(flags.FLAGS)
+
 _MODELS = flags.DEFINE_list("models", None, "SavedModel folders or training-run folders.")
 _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 1000, "First N examples of the split.",
                                      lower_bound=1)
@@ -84,7 +86,7 @@ def main(argv):
     f = flags.FLAGS
     if not _MODELS.value:
         cli.fail("--models is required (SavedModel or training-run folders, comma-separated).")
-    cli.configure_process(deterministic=common.DETERMINISTIC.value)
+    cli.configure_process(deterministic=f.deterministic)
     from msd_tf import data
     from msd_tf.evaluation import pipeline
 
@@ -106,7 +108,7 @@ def main(argv):
                           split=f.eval_split, num_examples=_NUM_EXAMPLES.value,
                           output_dir=f.output_dir, specs=specs, batch_size=_EVAL_BATCH.value,
                           seed=f.seed, suite_name=_SUITE.value, cache_dir=_CACHE_DIR.value,
-                          jit_compile=common.JIT_COMPILE.value, prune_with=_PRUNE_WITH.value,
+                          jit_compile=f.jit_compile, prune_with=_PRUNE_WITH.value,
                           draw_curves=_CURVES.value)
     except (pipeline.EvalError, data.DataError) as e:
         cli.fail(str(e))

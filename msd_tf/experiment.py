@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from msd_tf import checkpoints, compute, data, fingerprints, machine
+from msd_tf import checkpoints, compute, data, fingerprints, machine, protocol
 from msd_tf.adversaries import Adversary, make_adversary
 from msd_tf.config import TrainConfig, experiment_of
 from msd_tf.distribute import worker_dir
@@ -370,6 +370,9 @@ def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history
                            metadata={"dataset": config.dataset, "model": config.model,
                                      "adversary": config.adversary,
                                      "precision": config.precision,
+                                     "train_split": config.train_split,
+                                     "protocol": protocol.name_of(config.train_split,
+                                                                  config.eval_split),
                                      "checkpoint_sha256": source})
     # Plain forward passes (Keras' evaluate() fails under MultiWorkerMirroredStrategy).
     b = config.batch_size
@@ -381,6 +384,10 @@ def export_and_report(config: TrainConfig, parts: Parts, inputs: Inputs, history
         "train_seconds_this_run": round(seconds, 1),
         "last_epoch_metrics": {k: float(v[-1]) for k, v in history.items()},
         "eval_split": config.eval_split,
+        # "paper" (trained on the training split, evaluated on test[:1000]), "test-only"
+        # (a folder without the training split), "tuning" or "custom": msd_tf.protocol.
+        "protocol": protocol.name_of(config.train_split, config.eval_split),
+        "train_split": config.train_split,
         "eval_clean_acc": float(np.mean(np.concatenate(correct))) if correct else 0.0,
         "saved_model": export_dir,
         "machine": machine.facts(),  # what train_seconds_this_run was measured on

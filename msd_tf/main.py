@@ -9,6 +9,7 @@ at a time (one inter-op thread), so a seeded run, and a run resumed after a kill
 bit-exact; `--nodeterministic` lets independent ops run concurrently.
 """
 
+import dataclasses
 import os
 
 from absl import app, flags, logging
@@ -34,6 +35,17 @@ def main(argv):
         config = msd_flags.to_config()
     except ValueError as e:
         cli.fail(str(e))
+    from msd_tf import protocol
+
+    if not _COST.value:
+        try:
+            train_split, eval_split, note = protocol.resolve(
+                config.dataset, config.data_dir, config.train_split, config.eval_split)
+        except (ValueError, data.DataError) as e:
+            cli.fail(str(e))
+        if note:
+            print(f"note: {note}", flush=True)
+            config = dataclasses.replace(config, train_split=train_split)
     if _COST.value:
         import json
 
@@ -58,8 +70,9 @@ def main(argv):
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from msd_tf import flags as msd_flags  # noqa: F401 - defines the flags (imports TF)
+    from msd_tf import flags as msd_flags  # imports TF
 
+    msd_flags.define(flags.FLAGS)
     app.run(main, flags_parser=cli.parse_flags)
 
 

@@ -1,22 +1,18 @@
-"""`python -m msd_tf.reproduce --table=3 --scale=small|paper --output_dir=runs/table3`
-(and `--table=4 --scale=paper`): a paper table from one command.
+"""`python -m msd_tf.reproduce --table=3|union --scale=S|M --data_dir=../shared/data/mnist`:
+a paper table, or the union benchmark, from one command.
 
-1. Trains every model of the table (standard training as a baseline, P_inf, P_2, P_1,
-   MAX, AVG, MSD) with `python -m msd_tf.main`, one run folder each under
-   `--output_dir`: a finished run is reused (nothing trained or exported again), a
-   killed one resumes from its newest checkpoint.
-2. Evaluates all of them with `python -m msd_tf.evaluate --suite=strong` (the paper's
-   attacks, then AutoAttack's APGD-CE, APGD-T and Square, and Sparse-RS for l_1, on the
-   examples still robust),
-   and, where a scale runs the slow paper attacks (C&W, Boundary, Pointwise) on fewer
-   examples, a second evaluation of those; both share one cache keyed by content, so a
-   rerun recomputes nothing.
-3. Writes `table<N>.md` / `table<N>.json` (our numbers beside the paper's, the
-   difference, the number of examples, the suites, how much the added attacks lower
-   each number, the run time of every step) and `table<N>.png`.
+At budgets S and M (`msd_tf.benchmarks`) every model is one unit, trained on the paper's
+protocol (the 60,000 training digits; a folder holding only the test split trains on
+test[1000:] and says so) and evaluated on the first 1000 test digits by
+flags/mnist/eval_benchmark.cfg. Its small result is written to
+`<results_dir>/<scale>/<model>.json`; a result there whose key (recipe, data, evaluation,
+behaviour version) matches is reused, so the tables in docs/results are assembled from
+per-model results committed by earlier runs; a changed recipe is trained again.
 
-Every step runs as a subprocess of the same commands a user types, with its output in
-`<output_dir>/logs/`; killed at any point, the same command continues.
+`--scale=paper` runs the paper's own flagfiles (Table 3, Table 4, the union benchmark on
+CIFAR-10; GPU hours) into `--output_dir`: every step a subprocess of the commands a user
+types, with its output in `<output_dir>/logs/`; killed at any point, the same command
+continues.
 """
 
 import dataclasses
@@ -35,14 +31,20 @@ _TABLE = flags.DEFINE_enum(
     "compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and E-AT / RAMP fine-tuned "
     "from P_inf, each on MSD's training compute; msd_tf/union.py), MNIST.")
 _SCALE = flags.DEFINE_enum(
-    "scale", "small", ["small", "paper", "smoke"],
-    "small: the CPU recipe of flags/mnist/small (Table 3 only, ~2 h on 2 cores); paper: "
-    "the paper's flagfiles (GPU hours); smoke: seconds, meaningless numbers (tests).")
-_MODELS = flags.DEFINE_list("models", list(paper.MODEL_NAMES),
-                            "Models to train and evaluate (default: all).")
+    "scale", "S", ["S", "M", "paper", "smoke"],
+    "S, M: the budgets of msd_tf.benchmarks.budgets (flags/mnist/S, flags/mnist/M; per-model "
+    "results committed under --results_dir and reused while current); paper: the paper's "
+    "flagfiles (GPU hours); smoke: seconds, meaningless numbers (tests).")
+_MODELS = flags.DEFINE_list("models", None, "Models to train and evaluate (default: all).")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Offline data (e.g. ../shared/data/mnist): Table 3 then trains on "
-    "test[1000:] and evaluates on test digits never trained on. Unset: tensorflow-datasets.")
+    "data_dir", None, "Offline data (e.g. ../shared/data/mnist); a folder with only the "
+    "test split trains on test[1000:] instead of the training split and says so. Unset: "
+    "tensorflow-datasets.")
+_RESULTS_DIR = flags.DEFINE_string(
+    "results_dir", "docs/results", "S, M, smoke: per-model results (<results_dir>/<scale>/"
+    "<model>.json, reused while their key matches) and the tables assembled from them.")
+_WORK_DIR = flags.DEFINE_string(
+    "work_dir", "runs/benchmarks", "S, M, smoke: run folders (<work_dir>/<scale>/...).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: runs/table<N>_<scale>.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
 
@@ -82,35 +84,9 @@ def _paper_flags(dataset):
 SCALES = {
     ("3", "paper"): Scale(
         _paper_flags("mnist"), ("--flagfile=flags/mnist/eval.cfg", "--suite=strong"), 1000,
-        None, ("--train_split=test[1000:]",),
+        None, (),
         "the paper's flagfiles and evaluation protocol (10 restarts, every attack on the "
         "first 1000 test digits), plus the strong suite"),
-    ("3", "small"): Scale(
-        lambda m: [f"--flagfile=flags/mnist/small/{m}.cfg"],
-        ("--flagfile=flags/mnist/eval.cfg", "--suite=strong", "--restarts=1",
-         "--square_queries=1000", "--nocurves"), 500, 50, ("--train_split=test[1000:]",),
-        "9,000 training digits, 10 attack iterations per norm (MSD: 5), 5-12 epochs, "
-        "P_1 and P_2 from a random start (flags/mnist/small); evaluation: the paper's "
-        "attacks with 1 restart (paper: 10), APGD with AutoAttack's restarts and targets, "
-        "Square with AutoAttack's 5000 queries at l_inf and 1000 at l_2 and l_1, Sparse-RS with "
-        "1000; the slow attacks (Boundary 1000 steps, C&W 200 steps x 5 binary-search "
-        "steps, Pointwise 300 steps; the paper's: 5000, 1000, 1000) on those of the first "
-        "50 digits every other attack left robust; every attack on the digits still robust "
-        "to the earlier ones of its norm (--nocurves: the same flags, no "
-        "accuracy-against-radius curves)",
-        # Square at l_inf with AutoAttack's 5000 queries: on the small MSD model 1000 left 5
-        # of 118 l_inf-robust digits that 5000 broke (l_2, l_1, Sparse-RS: none; REPRODUCTION).
-        main_flags=("--eval_batch_size=500", "--attack_steps=square_linf:5000"),
-        slow_flags=("--attack_steps=boundary:1000,cw_l2:200,pointwise_l2:300,"
-                    "pointwise_l1:300",)),
-    ("3", "smoke"): Scale(
-        lambda m: ["--flagfile=flags/smoke.cfg", f"--adversary={'none' if m == 'vanilla' else m}",
-                   f"--norms={m if m in ('linf', 'l2', 'l1') else 'linf,l2,l1'}",
-                   "--msd_steps=2", "--linf_steps=2", "--l2_steps=2", "--l1_steps=2"],
-        ("--dataset=mnist", "--suite=strong", "--restarts=1", "--budget=fast",
-         "--eval_split=test[:100]", "--attacks=pgd_linf,pgd_l2,pgd_l1,fgsm,apgd_ce_linf,"
-         "square_linf,apgd_ce_l1,sparse_rs_l1,cw_l2"), 8, 4, (),
-        "seconds: two steps of training, a few weak attacks (tests only)"),
     ("4", "paper"): Scale(
         _paper_flags("cifar10"), ("--flagfile=flags/cifar10/eval.cfg", "--suite=strong"),
         1000, None, (), "the paper's flagfiles and evaluation protocol, plus the strong "
@@ -187,20 +163,50 @@ def _evaluate_args(scale: Scale, models: list[str], out: str, data_dir, *, slow:
                    f"--output_dir={os.path.join(out, 'eval_slow' if slow else 'eval')}"]
 
 
+def _benchmark(table: str, scale_name: str) -> None:
+    """Budgets S, M (and smoke): units with committed results (msd_tf.benchmarks)."""
+    from msd_tf import data
+    from msd_tf.benchmarks import runs, tables
+    from msd_tf.benchmarks.units import Context
+
+    bench = tables.BENCHMARKS.get((table, scale_name))
+    if bench is None:
+        cli.fail(f"--table={table} has no --scale={scale_name}; known: "
+                 f"{sorted('--table=%s --scale=%s' % k for k in tables.BENCHMARKS)}.")
+    data_dir = _DATA_DIR.value
+    if data_dir and not os.path.exists(data_dir):
+        cli.fail(f"--data_dir {data_dir}: no such file or folder.")
+    ctx = Context(scale_name, bench.evaluation, data_dir,
+                  os.path.join(_RESULTS_DIR.value, scale_name),
+                  os.path.join(_WORK_DIR.value, scale_name), bench.budget, _DRY_RUN.value)
+    try:
+        results = tables.produce(bench, ctx, _MODELS.value)
+    except (runs.BenchmarkError, data.DataError, ValueError) as e:
+        cli.fail(str(e))
+    if _DRY_RUN.value:
+        return
+    paths = tables.write(bench, results, _RESULTS_DIR.value)
+    with open(paths["md"]) as f:
+        print(f.read())
+
+
 def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
     table, scale_name = _TABLE.value, _SCALE.value
+    if scale_name != "paper":
+        return _benchmark(table, scale_name)
     if table == "union":
         return _union(scale_name)
     scale = SCALES.get((table, scale_name))
     if scale is None:
         cli.fail(f"--table={table} has no --scale={scale_name}; known: "
                  f"{sorted('--table=%s --scale=%s' % k for k in SCALES)}.")
-    unknown = [m for m in _MODELS.value if m not in paper.MODEL_NAMES]
+    chosen = _MODELS.value or list(paper.MODEL_NAMES)
+    unknown = [m for m in chosen if m not in paper.MODEL_NAMES]
     if unknown:
         cli.fail(f"unknown --models {unknown}; known: {list(paper.MODEL_NAMES)}.")
-    models = [m for m in paper.MODEL_NAMES if m in _MODELS.value]
+    models = [m for m in paper.MODEL_NAMES if m in chosen]
     data_dir = _DATA_DIR.value
     if data_dir and not os.path.exists(data_dir):
         cli.fail(f"--data_dir {data_dir}: no such file or folder.")
@@ -246,11 +252,10 @@ def _union(scale_name: str) -> None:
     if scale_name not in union.METHODS:
         cli.fail(f"--table=union has no --scale={scale_name}; known: "
                  f"{sorted(union.METHODS)}.")
-    # The evaluation of the paper table of the scale's data set, at that scale.
-    scale = SCALES[("4", "paper") if scale_name == "paper" else ("3", scale_name)]
+    scale = SCALES[("4", "paper")]  # Table 4's evaluation
     methods = union.METHODS[scale_name]
     known = [m.name for m in methods]
-    chosen = _MODELS.value if _MODELS.present else known
+    chosen = _MODELS.value or known
     unknown = [m for m in chosen if m not in known]
     if unknown:
         cli.fail(f"unknown --models {unknown} for --table=union; known: {known}.")
@@ -306,17 +311,11 @@ def _union(scale_name: str) -> None:
 
 
 UNION_NOTES = {
-    "small": "the small Table 3 recipes (flags/mnist/small: 9,000 training digits, 10 "
-             "attack iterations per norm, MSD 5), epochs set so that each trainer gets "
-             "the same training compute; E-AT and RAMP also fine-tuned from a P_inf model "
-             "trained on two thirds of it; evaluation: the small Table 3's strong suite without "
-             "the slow attacks",
     "paper": "CIFAR-10, PreAct ResNet-18: the paper's recipes (flags/cifar10) and E-AT and "
              "RAMP ones at Table 4's radii, epochs (and learning-rate knots) scaled so that "
              "each trainer gets MSD's training compute; E-AT and RAMP also fine-tuned from a "
              "P_inf model trained on two thirds of it; evaluation: Table 4's protocol plus "
              "the strong suite",
-    "smoke": "seconds: one or two training steps per method, a few weak attacks (tests)",
 }
 
 

@@ -1,5 +1,5 @@
-"""The compute-matched union benchmark: `python -m msd_tf.reproduce --table=union
---scale=small --output_dir=runs/union_small`.
+"""The compute-matched union benchmark on CIFAR-10 for a GPU: `python -m msd_tf.reproduce
+--table=union --scale=paper` (MNIST at budgets S and M: `msd_tf.benchmarks`).
 
 Every union trainer gets the same training compute, counted in example-passes of the
 model (forward + backward, x batch size; `compute.py`), the unit that does not depend on
@@ -8,12 +8,11 @@ the machine:
 1. **Plan** (`plan.json`, written once, reused on every resumption while the recipes'
    flags and flagfile contents are the same, `recipe_key`): `msd_tf.main --cost`
    gives each recipe's passes per training example and step when no attack stops early
-   (`experiment.step_cost`); the budget is the scale's (`BUDGETS`: at the small scale
-   318 passes per training example, 6 epochs of the paper-shaped 10-iteration MSD), else
-   the reference recipe's (MSD: its epochs x its step cost); a method with `share` s of
+   (`experiment.step_cost`); the budget is the reference recipe's (MSD: its epochs x its
+   step cost); a method with `share` s of
    the budget trains round(s x budget / its step cost) epochs, its learning-rate knots
    scaled to them
-   (warm-up over `warmup` of the epochs, then linear decay to 0, the small recipe's shape).
+   (warm-up over `warmup` of the epochs, then linear decay to 0).
    Fine-tuned methods start from the P_inf run of the plan, trained on the rest of the
    budget, so "from P_inf" costs P_inf plus the fine-tuning; both are in the table.
 2. **Train** each method with `msd_tf.main` (its flagfile, the planned epochs): one run
@@ -62,31 +61,10 @@ class Method:
     init_from: str | None = None
 
 
-def _small(name):
-    return (f"--flagfile=flags/mnist/small/{name}.cfg",)
-
-
-def _smoke(adversary, *extra):
-    return ("--flagfile=flags/smoke.cfg", f"--adversary={adversary}", "--msd_steps=2",
-            "--linf_steps=2", "--l2_steps=2", "--l1_steps=2", "--steps_per_epoch=1", *extra)
-
-
 # P_inf gets two thirds of the budget, so that it plus a fine-tuning costs one budget.
 PRETRAIN_SHARE = 2 / 3
 
 METHODS = {
-    "small": (
-        Method("msd", "MSD", _small("msd")),
-        Method("max", "MAX", _small("max")),
-        Method("avg", "AVG", _small("avg")),
-        Method("eat", "E-AT", _small("eat")),
-        Method("ramp", "RAMP", _small("ramp")),
-        Method("linf", "P_inf (pre-training)", _small("linf"), share=PRETRAIN_SHARE),
-        Method("finetune_eat", "P_inf + E-AT", _small("finetune_eat"),
-               share=1 - PRETRAIN_SHARE, warmup=1 / 3, init_from="linf"),
-        Method("finetune_ramp", "P_inf + RAMP", _small("finetune_ramp"),
-               share=1 - PRETRAIN_SHARE, warmup=1 / 3, init_from="linf"),
-    ),
     "paper": (  # CIFAR-10 at Table 4's radii, for a GPU (the recipes' own schedules)
         *(Method(n, label, (f"--flagfile=flags/cifar10/{n}.cfg",), warmup=None)
           for n, label in (("msd", "MSD"), ("max", "MAX"), ("avg", "AVG"), ("eat", "E-AT"),
@@ -98,22 +76,10 @@ METHODS = {
                  share=1 - PRETRAIN_SHARE, warmup=None, init_from="linf")
           for n, label in (("eat", "E-AT"), ("ramp", "RAMP"))),
     ),
-    "smoke": (
-        Method("msd", "MSD", _smoke("msd", "--epochs=2")),
-        Method("eat", "E-AT", _smoke("eat")),
-        Method("linf", "P_inf (pre-training)", _smoke("linf", "--norms=linf"),
-               share=PRETRAIN_SHARE),
-        Method("finetune_ramp", "P_inf + RAMP", _smoke(
-            "ramp", "--ramp_pair=linf,l1", "--lr_values=0,5e-4,0"),
-               share=1 - PRETRAIN_SHARE, warmup=1 / 3, init_from="linf"),
-    ),
 }
 REFERENCE = "msd"  # the budget where BUDGETS names none: this method's recipe as it stands
-# Passes per training example. Small: what the paper-shaped MSD recipe (10 iterations, 6
-# epochs: 6 x 53) counts, fixed so that tuning MSD's own recipe (flags/mnist/small/msd.cfg,
-# 5 iterations since the recipe search of docs/UNION_BENCHMARK.md) does not move every
-# other method's epochs.
-BUDGETS = {"small": 318}
+# Passes per training example where a scale fixes them (none: the reference's recipe).
+BUDGETS = {}
 
 
 def recipe_key(flags) -> str:

@@ -1,11 +1,8 @@
-"""The compute-matched union benchmark (`reproduce --table=union`): the step costs it plans
-with against closed forms of each algorithm, the epoch plan by hand, and the whole command at
-a toy scale (its table against the evaluation's results.json and each run's summary.json)."""
+"""The compute-matched union benchmark's planning (`reproduce --table=union`): the step
+costs it plans with against closed forms of each algorithm, and the epoch plan by hand.
+The benchmark end to end: tests/test_benchmarks.py."""
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -98,7 +95,7 @@ def test_plan_gives_every_method_the_reference_budget():
                                               "passes": 24}},
                             [methods[0], union.Method("eat", "E-AT", (), warmup=None)])
     assert own["eat"]["lr_epochs"] == [0.0, 5.2, 10.4, 13.0]
-    # A budget given as a number (the small scale's BUDGETS) ignores the reference's own
+    # A budget given as a number ignores the reference's own
     # recipe: a 5-iteration MSD (28 passes a step) gets round(318 / 28) = 11 epochs.
     fixed = union.plan_epochs({**costs, "msd": {"epochs": 6, "passes": 28}}, methods,
                               budget=318)
@@ -129,136 +126,8 @@ def test_recipe_key_follows_flagfile_content(tmp_path, monkeypatch):
     (tmp_path / "base.cfg").unlink()
     assert union.recipe_key(recipe) not in (key, changed)
     # A shipped flagfile keys by its content from any folder, as the commands find it.
-    shipped = ["--flagfile=flags/mnist/small/msd.cfg"]
+    shipped = ["--flagfile=flags/mnist/S/msd.cfg"]
     outside = union.recipe_key(shipped)
     monkeypatch.chdir(REPO)
     assert union.recipe_key(shipped) == outside
-    assert outside != union.recipe_key(["--flagfile=flags/mnist/small/no_such.cfg"])
-
-
-def _bench(out, data_dir, *extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run([sys.executable, "-m", "msd_tf.reproduce", "--table=union",
-                           "--scale=smoke", f"--data_dir={data_dir}", f"--output_dir={out}",
-                           *extra], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=600)
-
-
-def test_toy_union_benchmark_table_matches_its_sources(tmp_path, mnist_dir, monkeypatch):
-    out = tmp_path / "u"
-    res = _bench(out, mnist_dir)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    results = json.loads((out / "eval" / "results.json").read_text())
-    table = json.loads((out / "union.json").read_text())
-    plan = json.loads((out / "plan.json").read_text())
-    names = [m.name for m in union.METHODS["smoke"]]
-    assert list(table["rows"]) == names and table["n"] == 8
-    compute = {m: json.loads((out / m / "summary.json").read_text())["compute"]
-               for m in names}
-    history_epochs = {m: len((out / m / "history.csv").read_text().strip().splitlines()) - 1
-                      for m in names}
-    # The budget: passes per example x the examples of an epoch (smoke: 1 step of 50),
-    # which is what the reference MSD (no attack of it stops early) counted.
-    assert all(compute[m]["examples_per_epoch"] == 50 for m in names)
-    budget = plan["budget_passes_per_example"] * 50
-    assert table["budget_passes"] == budget == compute["msd"]["passes"]
-    for m in union.METHODS["smoke"]:
-        s, row = results["models"][m.name], table["rows"][m.name]
-        assert row["clean"] == round(100 * s["clean"], 1)
-        assert row["all"] == round(100 * s["all"], 1)
-        for n in ("linf", "l2", "l1"):
-            assert row[n] == round(100 * s["norms"][n]["acc"], 1)
-        # The run trained the planned epochs and the table holds what it counted.
-        assert row["epochs"] == plan[m.name]["epochs"] == history_epochs[m.name]
-        total = compute[m.name]["passes"] + (compute[m.init_from]["passes"]
-                                             if m.init_from else 0)
-        assert row["passes"] == compute[m.name]["passes"] and row["total_passes"] == total
-        assert row["of_budget"] == round(total / budget, 3)
-    md = (out / "union.md").read_text()
-    eat = table["rows"]["eat"]
-    assert (f"| E-AT | {eat['clean']:.1f} | {eat['linf']:.1f} | {eat['l2']:.1f} | "
-            f"{eat['l1']:.1f} | {eat['all']:.1f} | {eat['epochs']} |") in md
-    assert (out / "union.png").stat().st_size > 0
-    # The fine-tuning started from the plan's P_inf model.
-    ft = json.loads((out / "finetune_ramp" / "config.json").read_text())
-    assert ft["init_from"] == str(out / "linf" / "saved_model")
-
-    # Started again: nothing trained or evaluated again, the same table.
-    cache = {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*.npz")}
-    res = _bench(out, mnist_dir)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "is up to date" in (out / "logs" / "eat.log").read_text()
-    assert {p: p.stat().st_mtime_ns for p in (out / "cache").rglob("*.npz")} == cache
-    # (wall seconds accumulate over resumptions; every number measured stays)
-    def measured(rows):
-        return {m: {k: v for k, v in r.items() if k != "train_seconds"}
-                for m, r in rows.items()}
-    assert measured(json.loads((out / "union.json").read_text())["rows"]) == measured(
-        table["rows"])
-
-    # A subset (--models) reuses the whole benchmark's plan and runs.
-    res = _bench(out, mnist_dir, "--models=msd")
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert json.loads((out / "plan.json").read_text()) == plan
-    assert measured(json.loads((out / "union.json").read_text())["rows"]) == {
-        "msd": measured(table["rows"])["msd"]}
-
-    # The recipe search (scripts/tune_union.py) on other digits, at the planned budget: a
-    # variant with fewer attack iterations gets its epochs re-planned from its own step cost.
-    res = subprocess.run([sys.executable, "scripts/tune_union.py", "--scale=smoke",
-                          f"--bench={out}", "--method=eat", "--variant=s1=--seed=1",
-                          "--variant=k1=--linf_steps=1 --l2_steps=1 --l1_steps=1",
-                          "--num_examples=8", "--attacks=apgd_ce_linf,apgd_ce_l1",
-                          "--tune_split=test[100:200]", f"--output_dir={tmp_path / 'tune'}"],
-                         cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-                         capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    tuned = json.loads((tmp_path / "tune" / "eat" / "eval" / "results.json").read_text())
-    assert tuned["provenance"]["split"] == "test[100:200]"
-    md = (tmp_path / "tune" / "eat" / "tune.md").read_text()
-    base_run = json.loads((out / "eat" / "config.json").read_text())
-    r1 = next(t["restarts"] for t in base_run["threats"] if t["norm"] == "l1")
-    # E-AT's 1-iteration step by the closed form (a norm's PGD: 2 forwards, 1 backward per
-    # run; the update 2 + 1), the mean over its three norms.
-    k1_cost = (2 * (2 + 2 + 1 + 1) + (2 * r1 + 2 + r1 + 1)) / 3
-    want = {"base": plan["eat"]["epochs"], "s1": plan["eat"]["epochs"],
-            "k1": max(1, round(plan["budget_passes_per_example"] / k1_cost))}
-    assert want["k1"] != want["base"]
-    for name, flags in (("base", "-"), ("s1", "--seed=1"),
-                        ("k1", "--linf_steps=1 --l2_steps=1 --l1_steps=1")):
-        s = tuned["models"][name]
-        assert (f"| {name} | {flags} | {want[name]} | {100 * s['clean']:.1f} | "
-                f"{100 * s['norms']['linf']['acc']:.1f} | - |") in md
-        run = json.loads((tmp_path / "tune" / "eat" / name / "config.json").read_text())
-        assert run["epochs"] == want[name]
-        assert len((tmp_path / "tune" / "eat" / name / "history.csv").read_text()
-                   .strip().splitlines()) - 1 == want[name]
-
-    # A plan made for other recipes is not reused for these: other flags, or a flagfile
-    # whose content changed since (its key differs).
-    monkeypatch.chdir(REPO)  # where the benchmark read its flagfiles
-    assert plan["recipe_keys"]["eat"] == union.recipe_key(plan["recipes"]["eat"])
-    for name, edit in (("eat", lambda p: p["recipes"]["eat"].append("--linf_steps=7")),
-                       ("msd", lambda p: p["recipe_keys"].update(msd="0" * 64))):
-        stale = json.loads(json.dumps(plan))
-        edit(stale)
-        (out / "plan.json").write_text(json.dumps(stale))
-        res = _bench(out, mnist_dir)
-        assert res.returncode == 2 and "planned for other recipes" in res.stderr
-        assert f"['{name}']" in res.stderr and "Traceback" not in res.stderr
-    # ... nor by the recipe search (the plan is the stale-key one of msd, the last above).
-    res = subprocess.run([sys.executable, "scripts/tune_union.py", "--scale=smoke",
-                          f"--bench={out}", "--method=msd", f"--output_dir={tmp_path / 't2'}"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2 and "another content of the msd recipe" in res.stderr
-    assert "Traceback" not in res.stderr and not (tmp_path / "t2" / "msd" / "base").exists()
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--models=msd,foo"], "unknown --models ['foo']"),
-    (["--data_dir=/no/such/dir"], "--data_dir /no/such/dir"),
-])
-def test_bad_input_gives_one_error_line(tmp_path, mnist_dir, args, message):
-    res = _bench(tmp_path, mnist_dir, *args)  # the last --data_dir wins
-    assert res.returncode == 2 and message in res.stderr, res.stderr[-1500:]
-    assert "Traceback" not in res.stderr
+    assert outside != union.recipe_key(["--flagfile=flags/mnist/S/no_such.cfg"])

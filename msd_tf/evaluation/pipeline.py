@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from msd_tf import data, fingerprints, machine
+from msd_tf import data, fingerprints, machine, protocol
 from msd_tf.evaluation import aggregate, checks, corruptions, profiling, report, runner, suite
 from msd_tf.export import ModelLoadError, load_model, model_name
 from msd_tf.threats import QUERIES
@@ -130,6 +130,18 @@ def load_checked(path: str, x, classes: int, dataset: str):
     return loaded
 
 
+def _trained_on_evaluated(trained_on: str | None, split: str, n: int,
+                          dataset: str) -> list[str]:
+    """A warning when the model was trained on some of the `n` evaluated examples."""
+    if not trained_on:
+        return []
+    base, r = protocol.indices(split, dataset)
+    evaluated = f"{base}[{r.start}:{r.start + n}]"
+    shared = protocol.overlap(trained_on, evaluated, dataset)
+    return [f"trained on {trained_on}, which holds {shared} of the {n} evaluated examples "
+            f"({evaluated}): its robust accuracy there is not a test figure."] if shared else []
+
+
 def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: int,
              output_dir: str, specs, batch_size: int = 100, seed: int = 0,
              verbose: bool = True, on_compute=None, suite_name: str = "custom",
@@ -152,10 +164,16 @@ def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: i
         weights = loaded.weights_fingerprint
         models[name] = {"path": path, "abspath": os.path.abspath(path),
                         "source": loaded.source, "fingerprint": loaded.fingerprint,
-                        "weights_sha256": weights}
+                        "weights_sha256": weights,
+                        # what trained it (msd_tf.json of a SavedModel exported by
+                        # msd_tf.main; None for other models): msd_tf.protocol
+                        "trained_on": loaded.metadata.get("train_split"),
+                        "protocol": loaded.metadata.get("protocol")}
         print(f"Model {name}: {os.path.abspath(path)} ({loaded.source}), "
               f"sha256 {loaded.fingerprint}", flush=True)
         warnings[name] = checks.sanity_warnings(loaded.logits_fn, x, y)
+        warnings[name] += _trained_on_evaluated(models[name]["trained_on"], split, len(x),
+                                                dataset)
         for w in warnings[name]:
             print(f"WARNING [{name}]: {w}", file=sys.stderr, flush=True)
         clean, records, grid = runner.run_suite(

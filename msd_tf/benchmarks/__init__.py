@@ -1,0 +1,15 @@
+"""The paper's tables and the union benchmark, assembled from per-model results.
+
+A table is a list of `Unit`s (one model: its recipe, trained and then evaluated); each
+unit's small result (clean, per-norm and union robust accuracy, per-digit robust flags,
+the resolved recipe, compute, time, machine, commit) is written to
+`docs/results/<scale>/<unit>.json`, keyed by the content it depends on (recipe, data,
+evaluation, behaviour version). `python -m msd_tf.reproduce` reuses a committed result
+whose key matches and trains and evaluates the rest, so a table that takes more hours than
+one session is assembled from results committed by earlier ones, and a changed recipe is
+retrained, never reused.
+
+Modules: `budgets` (the compute budgets S and M, a recipe's planned passes), `units`
+(Unit, its key, its result record), `runs` (the one subprocess helper), `tables` (what
+each table holds, assembly and reports).
+"""

@@ -1,0 +1,60 @@
+"""Compute budgets, counted in example-passes of the model (forward + backward, times the
+batch), the unit `summary.json`'s `compute` counts and that does not depend on the machine.
+
+S: what the first CPU-scale recipes trained with (318 passes on each of 9,000 digits),
+minutes per model. M: about 7% of the paper's MSD training (15 epochs x 60,000 digits x
+~500 passes ~ 450 M), at most 90 minutes per model on 2 cores.
+"""
+
+import dataclasses
+
+from msd_tf.config import TrainConfig
+
+BUDGETS = {"S": 2_862_000, "M": 30_000_000}
+# A recipe of a budget plans between these fractions of its share of it (E-AT's draw of
+# norms and early-stopping attacks make the counted compute a little lower).
+TOLERANCE = (0.93, 1.03)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A recipe's training compute when no attack stops early."""
+
+    steps: int
+    examples: int
+    passes_per_example: float
+    passes: float
+
+
+def planned(config: TrainConfig, train_examples: int) -> Plan:
+    """Steps x batch x the adversary's passes per example (`experiment.step_cost`)."""
+    from msd_tf import experiment
+
+    per_epoch = config.steps_per_epoch or train_examples // config.batch_size
+    steps = config.epochs * per_epoch
+    cost = experiment.step_cost(config)["passes"]
+    return Plan(steps, steps * config.batch_size, cost, steps * config.batch_size * cost)
+
+
+def check(plan: Plan, budget: float, share: float = 1.0) -> str | None:
+    """None if `plan` spends its share of `budget` within TOLERANCE, else why not."""
+    ratio = plan.passes / (budget * share)
+    low, high = TOLERANCE
+    if low <= ratio <= high:
+        return None
+    return (f"plans {plan.passes / 1e6:.2f} M example-passes, {ratio:.2f} x its share "
+            f"({share:g}) of the budget {budget / 1e6:.2f} M; set --epochs (or "
+            f"--steps_per_epoch) so it lies in {low}-{high} x")
+
+
+def fit(config: TrainConfig, passes: float, train_examples: int) -> list[str]:
+    """The `--epochs` and `--lr_epochs` flags that make `config` spend `passes` (its
+    epochs rounded, its learning-rate knots scaled with them): a variant with another
+    step cost (attack iterations, adversary) trains at the same compute."""
+    plan = planned(dataclasses.replace(config, epochs=1), train_examples)
+    epochs = max(1, round(passes / plan.passes))
+    if epochs == config.epochs:
+        return []
+    scale = epochs / config.epochs
+    knots = ",".join(f"{round(k * scale, 3):g}" for k in config.lr_epochs)
+    return [f"--epochs={epochs}", f"--lr_epochs={knots}"]

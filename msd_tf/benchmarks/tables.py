@@ -1,0 +1,309 @@
+"""What each table holds, how it is produced from units, and its reports.
+
+    python -m msd_tf.reproduce --table=3 --scale=S --data_dir=../shared/data/mnist
+    python -m msd_tf.reproduce --table=union --scale=M --data_dir=../shared/data/mnist
+
+Table 3 at budget S: the seven models of the paper's Table 3, each on the S budget.
+The union benchmark at S: MSD, MAX, AVG, E-AT and RAMP from scratch and E-AT and RAMP
+fine-tuned from a P_inf model (two thirds of the budget, then one third); at M: MSD, E-AT
+and RAMP. Every model trains on the paper's protocol (the 60,000 training digits) and is
+evaluated on the first 1000 test digits by `flags/mnist/eval_benchmark.cfg`.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+
+from msd_tf import paper
+from msd_tf.benchmarks import budgets, runs, units
+from msd_tf.benchmarks.units import Context, Unit
+
+EVALUATION = ("--flagfile=flags/mnist/eval_benchmark.cfg",)
+PRETRAIN_SHARE = 2 / 3  # P_inf's share, so that it plus a fine-tuning is one budget
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """One table at one scale: its units (parents before the units fine-tuning them),
+    their evaluation and their budget (passes; None: not budgeted)."""
+
+    table: str
+    scale: str
+    units: tuple[Unit, ...]
+    evaluation: tuple[str, ...]
+    budget: float | None
+    note: str
+
+
+def _recipe(scale: str, name: str) -> tuple[str, ...]:
+    return (f"--flagfile=flags/mnist/{scale}/{name}.cfg",)
+
+
+def _table3(scale: str) -> tuple[Unit, ...]:
+    return tuple(Unit(m, paper.MODEL_NAMES[m], _recipe(scale, m),
+                      share=None if m == "vanilla" else 1.0)
+                 for m in ("vanilla", "linf", "l2", "l1", "max", "avg", "msd"))
+
+
+def _union(scale: str, names: tuple[str, ...], finetunings: bool) -> tuple[Unit, ...]:
+    labels = {"msd": "MSD", "max": "MAX", "avg": "AVG", "eat": "E-AT", "ramp": "RAMP"}
+    out = [Unit(n, labels[n], _recipe(scale, n)) for n in names]
+    if finetunings:
+        out += [Unit("linf_pretrain", "P_inf (pre-training)", _recipe(scale, "linf_pretrain"),
+                     share=PRETRAIN_SHARE),
+                Unit("finetune_eat", "P_inf + E-AT", _recipe(scale, "finetune_eat"),
+                     share=1 - PRETRAIN_SHARE, init_from="linf_pretrain"),
+                Unit("finetune_ramp", "P_inf + RAMP", _recipe(scale, "finetune_ramp"),
+                     share=1 - PRETRAIN_SHARE, init_from="linf_pretrain")]
+    return tuple(out)
+
+
+def _smoke(name: str, adversary: str, *extra: str, **kw) -> Unit:
+    return Unit(name, name, ("--flagfile=flags/smoke.cfg", f"--adversary={adversary}",
+                             "--msd_steps=2", "--linf_steps=2", "--l2_steps=2",
+                             "--l1_steps=2", *extra), **kw)
+
+
+SMOKE_EVALUATION = ("--dataset=mnist", "--suite=strong", "--restarts=1", "--budget=fast",
+                    "--eval_split=test[:100]", "--num_examples=8", "--nocurves",
+                    "--attacks=pgd_linf,pgd_l2,pgd_l1,apgd_ce_linf")
+_PROTOCOL = ("trained on the 60,000 training digits, evaluated on the first 1000 test "
+             "digits (the paper's protocol)")
+BENCHMARKS = {
+    ("3", "S"): Benchmark("3", "S", _table3("S"), EVALUATION, budgets.BUDGETS["S"],
+                          f"budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes "
+                          f"per model; standard training not budgeted); {_PROTOCOL}"),
+    ("union", "S"): Benchmark(
+        "union", "S", _union("S", ("msd", "max", "avg", "eat", "ramp"), True), EVALUATION,
+        budgets.BUDGETS["S"], f"budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes "
+        f"per model, a fine-tuning's P_inf included); {_PROTOCOL}"),
+    ("union", "M"): Benchmark(
+        "union", "M", _union("M", ("msd", "eat", "ramp"), False), EVALUATION,
+        budgets.BUDGETS["M"], f"budget M ({budgets.BUDGETS['M'] / 1e6:.0f} M example-passes "
+        f"per model); {_PROTOCOL}"),
+    ("3", "smoke"): Benchmark(
+        "3", "smoke", (_smoke("msd", "msd"), _smoke("linf", "linf", "--norms=linf")),
+        SMOKE_EVALUATION, None, "seconds: two training steps, weak attacks (tests only)"),
+    ("union", "smoke"): Benchmark(
+        "union", "smoke", (_smoke("msd", "msd"), _smoke("eat", "eat"),
+                           _smoke("linf_pretrain", "linf", "--norms=linf"),
+                           _smoke("finetune_eat", "eat", "--lr_values=0,5e-4,0",
+                                  init_from="linf_pretrain")),
+        SMOKE_EVALUATION, None, "seconds: two training steps, weak attacks (tests only)"),
+}
+
+
+def select(bench: Benchmark, names: list[str] | None) -> list[Unit]:
+    """The units named (all if None), with the units they fine-tune, in table order.
+
+    Raises:
+      runs.BenchmarkError: an unknown name.
+    """
+    known = {u.name: u for u in bench.units}
+    names = list(known) if names is None else names
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise runs.BenchmarkError(f"unknown --models {unknown} for --table={bench.table} "
+                                  f"--scale={bench.scale}; known: {list(known)}.")
+    needed = set(names)
+    needed |= {known[n].init_from for n in names if known[n].init_from}
+    return [u for u in bench.units if u.name in needed]
+
+
+def _seconds(folder: str, key: str, value: float) -> dict:
+    """Wall seconds per step of a run folder, accumulated over resumptions."""
+    path = os.path.join(folder, "seconds.json")
+    seconds = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            seconds = json.load(f)
+    seconds[key] = round(seconds.get(key, 0.0) + value, 1)
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(seconds, f)
+    return seconds
+
+
+def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> dict:
+    """Every selected unit's result: committed and current, else trained and evaluated
+    now (and written to `ctx.results_dir`). Returns {name: result}.
+
+    Raises:
+      runs.BenchmarkError: a recipe off its budget, a failed step, unreadable output.
+    """
+    chosen = select(bench, names)
+    keys, results = {}, {}
+    for i, unit in enumerate(chosen):
+        description = units.describe(unit, ctx, keys.get(unit.init_from))
+        keys[unit.name] = key = units.key_of(description)
+        tag = f"[{i + 1}/{len(chosen)}] {unit.label}"
+        if ctx.budget and unit.share is not None:
+            off = budgets.check(budgets.Plan(**description["_plan"]), ctx.budget, unit.share)
+            if off:
+                raise runs.BenchmarkError(f"{unit.name} ({unit.recipe[0]}) {off}.")
+        if description["_note"]:
+            print(f"note: {description['_note']}", flush=True)
+        result, why = units.load_result(unit, ctx, key)
+        if result is not None:
+            print(f"{tag}: committed result {units.result_path(unit, ctx)} (key {key[:10]})",
+                  flush=True)
+            results[unit.name] = result
+            continue
+        print(f"{tag}: {why}; training and evaluating", flush=True)
+        folder = units.run_dir(unit, ctx, key)
+        parent_dir = None
+        if unit.init_from:
+            parent = next(u for u in chosen if u.name == unit.init_from)
+            parent_dir = units.run_dir(parent, ctx, keys[parent.name])
+            if not os.path.exists(os.path.join(parent_dir, "saved_model")):
+                print(f"  {parent.label}'s model is not on disk: training it again "
+                      "(seeded: the same weights)", flush=True)
+                units.train(parent, ctx, keys[parent.name], None)
+        _seconds(folder, "train", units.train(unit, ctx, key, parent_dir))
+        seconds = _seconds(folder, "evaluate", units.evaluate(unit, ctx, key))
+        if ctx.dry_run:
+            continue
+        try:
+            result = units.collect(unit, ctx, key, description, seconds,
+                                   results.get(unit.init_from))
+        except (OSError, ValueError, KeyError) as e:
+            raise runs.BenchmarkError(f"{unit.name}: its run or evaluation in {folder} is "
+                                      f"unreadable ({e}); delete that folder and run the "
+                                      "same command again.") from e
+        units.save_result(result, units.result_path(unit, ctx))
+        print(f"  union {result['accuracy']['union']}% -> {units.result_path(unit, ctx)}",
+              flush=True)
+        results[unit.name] = result
+    return results
+
+
+HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "union": "union"}
+COLS = ("clean", "linf", "l2", "l1", "union")
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _provenance(results: dict) -> list[str]:
+    lines = ["| model | trained on | evaluated | precision | train (min) | evaluate (min) "
+             "| machine | commit | date |", "|---" * 9 + "|"]
+    for r in results.values():
+        s = r["seconds"]
+        lines.append(
+            f"| {r['label']} | {r['train_split']} | {r['eval_split']}, first "
+            f"{r['num_examples']} | {r['precision']} | {s.get('train', 0) / 60:.1f} | "
+            f"{s.get('evaluate', 0) / 60:.1f} | {r['machine']} | {r['git_commit']} | "
+            f"{r['date']} |")
+    return lines
+
+
+def table3(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
+    """Table 3's report: ours (the benchmark's suite) beside the paper's numbers."""
+    theirs = paper.TABLES[3]
+    rows = {}
+    for name, r in results.items():
+        p = {("union" if k == "all" else k): v for k, v in theirs.get(name, {}).items()}
+        rows[name] = {"label": r["label"], "ours": r["accuracy"],
+                      "paper_attacks": r["paper_attacks"], "paper": p or None}
+    lines = [f"# Table 3 at budget {bench.scale}", "", f"{bench.note}.", "",
+             "Robust accuracy (%) under every attack of the suite; in brackets the "
+             "paper's number and our difference.", "",
+             "| model | " + " | ".join(HEAD[c] for c in COLS) + " | union, paper's attacks "
+             "only |", "|---" * (len(COLS) + 2) + "|"]
+    for row in rows.values():
+        cells = []
+        for c in COLS:
+            ours, ref = row["ours"].get(c), (row["paper"] or {}).get(c)
+            cells.append(_num(ours) if ref is None or ours is None
+                         else f"{ours:.1f} ({ref:.1f}, {ours - ref:+.1f})")
+        lines.append(f"| {row['label']} | " + " | ".join(cells)
+                     + f" | {_num(row['paper_attacks'].get('union'))} |")
+    return lines, {"rows": rows}
+
+
+def union(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
+    """The union benchmark's report: robust accuracy and the compute each model spent."""
+    rows = {}
+    for name, r in results.items():
+        c = r["compute"]
+        rows[name] = {"label": r["label"], "ours": r["accuracy"], "from": r["init_from"],
+                      "paper_attacks": r["paper_attacks"], "passes": c["passes"],
+                      "total_passes": c["total_passes"],
+                      "of_budget": round(c["total_passes"] / bench.budget, 3)
+                      if bench.budget else None}
+    lines = [f"# Union benchmark at budget {bench.scale}", "", f"{bench.note}.", "",
+             "| method | " + " | ".join(HEAD[c] for c in COLS)
+             + " | union, paper's attacks | passes (M) | of budget |", "|---" * 9 + "|"]
+    for row in sorted(rows.values(), key=lambda r: -(r["ours"]["union"] or 0)):
+        budget = "-" if row["of_budget"] is None else f"{row['of_budget']:.2f}"
+        lines.append(f"| {row['label']} | " + " | ".join(_num(row["ours"].get(c))
+                                                         for c in COLS)
+                     + f" | {_num(row['paper_attacks'].get('union'))} | "
+                     f"{row['total_passes'] / 1e6:.2f} | {budget} |")
+    return lines, {"rows": rows}
+
+
+REPORTS = {"3": table3, "union": union}
+
+
+def write(bench: Benchmark, results: dict, out: str) -> dict:
+    """`<out>/table<N>_<scale>.md/.json` (and for the union benchmark the compute figure
+    over every scale's committed results); returns their paths."""
+    stem = f"table{bench.table}_{bench.scale}" if bench.table != "union" \
+        else f"union_{bench.scale}"
+    lines, data = REPORTS[bench.table](bench, results)
+    suites = {tuple(r["suite"]) for r in results.values()}
+    lines += ["", "Attacks: " + "; ".join(", ".join(s) for s in sorted(suites)) + ".", "",
+              "## Where each number comes from", "",
+              f"Each row is a committed per-model result under `{bench.scale}/` (command: "
+              f"`python -m msd_tf.reproduce --table={bench.table} --scale={bench.scale} "
+              "--data_dir=../shared/data/mnist`).", "", *_provenance(results)]
+    data.update(table=bench.table, scale=bench.scale, note=bench.note, budget=bench.budget,
+                results={n: {k: v for k, v in r.items() if k != "robust"}
+                         for n, r in results.items()})
+    os.makedirs(out, exist_ok=True)
+    paths = {"md": os.path.join(out, f"{stem}.md"), "json": os.path.join(out, f"{stem}.json")}
+    with open(paths["md"], "w") as f:
+        f.write("\n".join(lines) + "\n")
+    with open(paths["json"], "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    if bench.table == "union":
+        paths["png"] = os.path.join(out, "union_compute.png")
+        plot_union(out, paths["png"])
+    return paths
+
+
+def plot_union(results_root: str, path: str) -> None:
+    """Union robust accuracy against training compute: one curve per method through the
+    budgets it has committed results at (`<results_root>/<scale>/*.json`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = {}
+    for scale in ("S", "M"):
+        names = {u.name for u in BENCHMARKS[("union", scale)].units}
+        for p in sorted(glob.glob(os.path.join(results_root, scale, "*.json"))):
+            with open(p) as f:
+                r = json.load(f)
+            if r["name"] in names and r["name"] != "linf_pretrain":
+                methods.setdefault(r["label"], []).append(
+                    (r["compute"]["total_passes"] / 1e6, r["accuracy"]["union"]))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, points in sorted(methods.items()):
+        xs, ys = zip(*sorted(points))
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("training compute (M example-passes)")
+    ax.set_ylabel("union robust accuracy (%)")
+    ax.set_title("Union robustness per compute (first 1000 test digits)")
+    ax.grid(alpha=0.3)
+    if methods:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,205 @@
+"""One model of a table, trained and evaluated: a `Unit`, its key and its result.
+
+A unit's result is committed (`docs/results/<scale>/<name>.json`) and reused only while
+its key matches: the SHA-256 of its recipe and evaluation flags with every flagfile
+replaced by its lines, the content of its training digits and of the digits evaluated,
+the key of the model it fine-tunes, and `BEHAVIOUR_VERSION`. A result whose key differs
+is stale: the unit is trained and evaluated again and the file replaced.
+"""
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+
+from msd_tf import cli, data, fingerprints, machine, protocol
+from msd_tf.benchmarks import budgets, runs
+from msd_tf.threats import NORMS
+
+# Raised whenever a change makes training histories or evaluation flags differ for the
+# same flags (tests/test_behaviour.py pins them): every committed result is then stale.
+BEHAVIOUR_VERSION = 1
+FORMAT = 1
+THREATS = (*NORMS, "union")
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """One model of a table.
+
+    Attributes:
+      name: its result file and run folder (unique within a scale).
+      label: its name in tables.
+      recipe: `msd_tf.main` flags (a flagfile and overrides; no --data_dir/--output_dir).
+      share: the fraction of the budget its own training spends (None: not budgeted,
+        e.g. standard training).
+      init_from: the unit whose SavedModel it fine-tunes (None: from scratch).
+    """
+
+    name: str
+    label: str
+    recipe: tuple[str, ...]
+    share: float | None = 1.0
+    init_from: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Where and how units run: the scale's evaluation, data and folders."""
+
+    scale: str
+    evaluation: tuple[str, ...]
+    data_dir: str | None
+    results_dir: str
+    work_dir: str
+    budget: float | None = None
+    dry_run: bool = False
+
+
+def _last(flags: list[str], name: str, default: str) -> str:
+    values = [f.split("=", 1)[1] for f in flags if f.startswith(f"--{name}=")]
+    return values[-1] if values else default
+
+
+def _drop(flags: list[str], *names: str) -> list[str]:
+    return [f for f in flags if not f.startswith(tuple(f"--{n}=" for n in names))]
+
+
+def recipe_flags(unit: Unit, ctx: Context) -> list[str]:
+    """The unit's `msd_tf.main` flags with the context's data folder."""
+    return [*unit.recipe, *([f"--data_dir={ctx.data_dir}"] if ctx.data_dir else [])]
+
+
+def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
+    """What the unit's key is the hash of (and the resolved splits, the plan)."""
+    from msd_tf.flags import parse_config
+
+    flags = recipe_flags(unit, ctx)
+    config = parse_config(flags)
+    train_split, eval_split, note = protocol.resolve(config.dataset, config.data_dir,
+                                                     config.train_split, config.eval_split)
+    x, y = data.load_arrays(config.dataset, train_split, config.data_dir)
+    evaluation = cli.expand_flagfiles(list(ctx.evaluation))
+    split = _last(evaluation, "eval_split", "test[:1000]")
+    n = int(_last(evaluation, "num_examples", "1000"))
+    xe, ye = data.load_arrays(config.dataset, split, config.data_dir)
+    plan = budgets.planned(dataclasses.replace(config, train_split=train_split), len(x))
+    return {
+        "format": FORMAT, "behaviour": BEHAVIOUR_VERSION,
+        "recipe": _drop(cli.expand_flagfiles(list(unit.recipe)), "output_dir", "data_dir"),
+        "evaluation": _drop(evaluation, "output_dir", "data_dir", "models", "cache_dir"),
+        "train_split": train_split, "train_data_sha256": fingerprints.of_arrays(x, y),
+        "eval_split": split, "num_examples": min(n, len(xe)),
+        "eval_data_sha256": fingerprints.of_arrays(xe[:n], ye[:n]),
+        "parent": parent_key,
+        "_plan": dataclasses.asdict(plan), "_note": note,
+        "_protocol": protocol.name_of(train_split, split),
+    }
+
+
+def key_of(description: dict) -> str:
+    content = {k: v for k, v in description.items() if not k.startswith("_")}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def result_path(unit: Unit, ctx: Context) -> str:
+    return os.path.join(ctx.results_dir, f"{unit.name}.json")
+
+
+def load_result(unit: Unit, ctx: Context, key: str) -> tuple[dict | None, str | None]:
+    """(the committed result, None) if its key is `key`; else (None, why not)."""
+    path = result_path(unit, ctx)
+    if not os.path.exists(path):
+        return None, "no result"
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (OSError, ValueError) as e:
+        return None, f"{path} unreadable ({e})"
+    if result.get("key") != key:
+        return None, (f"{path} is stale (its recipe, data, evaluation or code differs: "
+                      f"key {str(result.get('key'))[:10]} != {key[:10]})")
+    return result, None
+
+
+def run_dir(unit: Unit, ctx: Context, key: str) -> str:
+    """The unit's run folder: a changed recipe never resumes an old run."""
+    return os.path.join(ctx.work_dir, f"{unit.name}-{key[:10]}")
+
+
+def train(unit: Unit, ctx: Context, key: str, parent_dir: str | None) -> float:
+    """Trains (or resumes, or reuses) the unit's run; returns the seconds it took."""
+    folder = run_dir(unit, ctx, key)
+    flags = [*recipe_flags(unit, ctx), f"--output_dir={folder}"]
+    if unit.init_from:
+        flags.append(f"--init_from={os.path.join(parent_dir, 'saved_model')}")
+    return runs.run("msd_tf.main", flags, os.path.join(folder, "train.log"),
+                    dry_run=ctx.dry_run)
+
+
+def evaluate(unit: Unit, ctx: Context, key: str) -> float:
+    folder = run_dir(unit, ctx, key)
+    flags = [*ctx.evaluation, f"--models={os.path.join(folder, 'saved_model')}",
+             f"--output_dir={os.path.join(folder, 'eval')}",
+             f"--cache_dir={os.path.join(ctx.work_dir, 'cache')}",
+             *([f"--data_dir={ctx.data_dir}"] if ctx.data_dir else [])]
+    return runs.run("msd_tf.evaluate", flags, os.path.join(folder, "eval.log"),
+                    dry_run=ctx.dry_run)
+
+
+def _pct(v):
+    return None if v is None else round(100.0 * v, 1)
+
+
+def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict,
+            parent: dict | None) -> dict:
+    """The unit's result record, from its run's summary.json and evaluation."""
+    from msd_tf.evaluation import compare
+
+    folder = run_dir(unit, ctx, key)
+    with open(os.path.join(folder, "summary.json")) as f:
+        summary = json.load(f)
+    eval_dir = os.path.join(folder, "eval")
+    with open(os.path.join(eval_dir, "results.json")) as f:
+        results = json.load(f)
+    (model, s), = results["models"].items()
+    flags = compare.robust_flags(eval_dir)[model]
+    compute = summary["compute"]
+    total = compute["passes"] + (parent["compute"]["total_passes"] if parent else 0)
+    prov = results["provenance"]
+    return {
+        "name": unit.name, "label": unit.label, "key": key, "scale": ctx.scale,
+        "protocol": description["_protocol"], "train_split": description["train_split"],
+        "eval_split": description["eval_split"], "num_examples": prov["num_examples"],
+        "accuracy": {"clean": _pct(s["clean"]), "union": _pct(s["all"]),
+                     **{n: _pct(s["norms"][n]["acc"]) for n in NORMS if n in s["norms"]}},
+        "paper_attacks": {("union" if n == "all" else n): _pct(v)
+                          for n, v in s.get("paper_only", {}).items()},
+        "radii": {n: s["norms"][n]["eps"] for n in NORMS if n in s["norms"]},
+        "robust": {t: "".join("1" if v else "0" for v in flags[t])
+                   for t in ("clean", *THREATS) if t in flags},
+        "suite": [a["name"] for a in results["suite"]],
+        "recipe": description["recipe"], "evaluation": description["evaluation"],
+        "init_from": unit.init_from, "share": unit.share, "budget": ctx.budget,
+        "compute": {"passes": compute["passes"], "total_passes": total,
+                    "forward_examples": compute["forward_examples"],
+                    "backward_examples": compute["backward_examples"],
+                    "planned_passes": description["_plan"]["passes"]},
+        "epochs": summary["config"]["epochs"],
+        "precision": summary["config"]["precision"],
+        "seconds": seconds,
+        "machine": machine.describe(summary["machine"]),
+        "eval_machine": machine.describe(prov["machine"]) if prov.get("machine") else None,
+        "git_commit": prov.get("git_commit"),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "inputs": {k: v for k, v in description.items() if not k.startswith("_")},
+    }
+
+
+def save_result(result: dict, path: str) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)

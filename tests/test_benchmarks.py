@@ -1,0 +1,229 @@
+"""The paper's protocol (msd_tf.protocol), the budgets, and tables assembled from committed
+per-model results (msd_tf.benchmarks): against set arithmetic, each recipe's own step cost,
+and a toy table computed fresh."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from msd_tf import data, protocol
+from msd_tf.benchmarks import budgets, search, tables, units
+from tests.conftest import REPO
+
+
+def _split_set(split, size):
+    base, sl = data.parse_split(split)
+    return base, set(range(size)[sl])
+
+
+@pytest.mark.parametrize("a, b", [
+    ("train", "train[55000:]"), ("train[:55000]", "train[55000:]"), ("test[1000:]", "test[:1000]"),
+    ("test[500:1500]", "test[:1000]"), ("test[-100:]", "test[9950:]"), ("train", "test[:1000]"),
+    ("test[1000:1200]", "test[:100]"), ("train[10:20]", "train[15:]")])
+def test_overlap_is_the_set_intersection(a, b):
+    (base_a, sa), (base_b, sb) = (_split_set(s, protocol.SPLIT_SIZES["mnist"][
+        data.parse_split(s)[0]]) for s in (a, b))
+    assert protocol.overlap(a, b) == (len(sa & sb) if base_a == base_b else 0)
+
+
+@pytest.fixture
+def test_only_dir(tmp_path, mnist_dir):
+    folder = tmp_path / "test_only"
+    folder.mkdir()
+    for name in os.listdir(mnist_dir):
+        if name.startswith("t10k"):
+            os.symlink(os.path.join(mnist_dir, name), folder / name)
+    return str(folder)
+
+
+def test_the_paper_protocol_and_the_test_only_fallback(mnist_dir, test_only_dir):
+    assert data.has_split("mnist", "train", str(mnist_dir))
+    assert not data.has_split("mnist", "train[:10]", test_only_dir)
+    assert data.has_split("mnist", "test", test_only_dir)
+    assert protocol.resolve("mnist", str(mnist_dir), "train", "test[:1000]") == \
+        ("train", "test[:1000]", None)
+    for split in ("train", "train[:12000]"):
+        train, evaluated, note = protocol.resolve("mnist", test_only_dir, split, "test[:1000]")
+        assert (train, evaluated) == ("test[1000:]", "test[:1000]")
+        assert "only the test split" in note and "not the paper's protocol" in note
+    # No fallback where it would evaluate on training or fallback-training digits.
+    for evaluated in ("train[55000:]", "test[500:1500]"):
+        with pytest.raises(protocol.ProtocolError, match="holds only the test split"):
+            protocol.resolve("mnist", test_only_dir, "train[:55000]", evaluated)
+    with pytest.raises(protocol.ProtocolError, match="share 500 examples"):
+        protocol.resolve("mnist", str(mnist_dir), "test[500:]", "test[:1000]")
+    assert protocol.name_of("train", "test[:1000]") == "paper"
+    assert protocol.name_of("test[1000:]", "test[:1000]") == "test-only"
+
+
+def test_a_tuning_split_is_never_test_digits_nor_trained_on():
+    protocol.check_tuning("train[:55000]", "train[55000:56000]")
+    with pytest.raises(protocol.ProtocolError, match="is test digits"):
+        protocol.check_tuning("train[:55000]", "test[:1000]")
+    with pytest.raises(protocol.ProtocolError, match="shares 1000 digits"):
+        protocol.check_tuning("train", "train[59000:]")
+
+
+def test_training_on_a_test_only_folder_says_so(tmp_path, test_only_dir):
+    out = tmp_path / "run"
+    res = subprocess.run(
+        [sys.executable, "-m", "msd_tf.main", "--flagfile=flags/smoke.cfg",
+         f"--data_dir={test_only_dir}", "--train_split=train", "--eval_split=test[:1000]",
+         "--steps_per_epoch=1",
+         f"--output_dir={out}"], cwd=REPO, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    notes = [line for line in res.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "holds only the test split" in notes[0]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["protocol"] == "test-only" and summary["train_split"] == "test[1000:]"
+    meta = json.loads((out / "saved_model" / "msd_tf.json").read_text())
+    assert meta["train_split"] == "test[1000:]" and meta["protocol"] == "test-only"
+
+
+def test_every_budgeted_recipe_spends_its_share_of_its_budget():
+    # The planned passes from each recipe's own step cost (experiment.step_cost, checked
+    # against closed forms in test_union) on the 60,000 training digits.
+    from msd_tf.flags import parse_config
+
+    checked = 0
+    for bench in tables.BENCHMARKS.values():
+        for unit in bench.units:
+            if bench.budget is None or unit.share is None:
+                continue
+            config = parse_config(list(unit.recipe))
+            assert (config.train_split, config.eval_split) == ("train", "test[:1000]")
+            plan = budgets.planned(config, 60000)
+            assert budgets.check(plan, bench.budget, unit.share) is None, unit.recipe
+            checked += 1
+    assert checked >= 13
+    off = budgets.Plan(100, 10000, 28.0, 280000.0)
+    assert "0.10 x its share" in budgets.check(off, budgets.BUDGETS["S"] / 10 * 1.0, 10.0)
+
+
+def test_a_variant_with_another_step_cost_is_recut_to_the_same_budget(mnist_dir):
+    from msd_tf.flags import parse_config
+
+    s = search.Search(("--flagfile=flags/mnist/S/msd.cfg",), {}, "unused",
+                      data_dir=str(mnist_dir), budget=budgets.BUDGETS["S"])
+
+    # 55,000 tuning-training digits, epochs of 100 steps: MSD-5 costs 28 passes an
+    # example, MSD-3 3 x (1 + 3) + 2 forwards and 3 + 1 backwards = 18 (test_union's
+    # closed form), so it trains 2.862 M / (100 x 100 x 18) = 15.9 -> 16 epochs.
+    assert budgets.fit(parse_config(["--flagfile=flags/mnist/S/msd.cfg"]),
+                       budgets.BUDGETS["S"], 55000) == []  # 2.80 M: already the budget
+    k3 = parse_config(["--flagfile=flags/mnist/S/msd.cfg", "--msd_steps=3"])
+    assert budgets.fit(k3, budgets.BUDGETS["S"], 55000) == ["--epochs=16",
+                                                           "--lr_epochs=0,6.4,16"]
+    assert search.variant_flags(s, ["--msd_steps=3"])[-2:] == ["--epochs=16",
+                                                                "--lr_epochs=0,6.4,16"]
+
+
+def _reproduce(results, work, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "msd_tf.reproduce", "--table=3", "--scale=smoke",
+         f"--results_dir={results}", f"--work_dir={work}", "--data_dir=../shared/data/mnist",
+         *extra], cwd=REPO,
+        capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+
+MEASURED = ("accuracy", "paper_attacks", "robust", "compute", "key", "recipe", "evaluation",
+            "inputs", "epochs", "suite", "train_split", "eval_split", "num_examples")
+
+
+def test_a_table_from_committed_results_equals_one_computed_fresh(tmp_path, mnist_dir):
+    res = _reproduce(tmp_path / "a", tmp_path / "wa")
+    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
+    table = (tmp_path / "a" / "table3_smoke.md").read_text()
+    committed = {n: json.loads((tmp_path / "a" / "smoke" / f"{n}.json").read_text())
+                 for n in ("msd", "linf")}
+    # The result is what the run's evaluation measured.
+    [run] = [p for p in (tmp_path / "wa" / "smoke").iterdir() if p.name.startswith("msd-")]
+    results = json.loads((run / "eval" / "results.json").read_text())
+    (s,) = results["models"].values()
+    msd = committed["msd"]
+    assert msd["accuracy"]["union"] == round(100 * s["all"], 1)
+    assert msd["accuracy"]["linf"] == round(100 * s["norms"]["linf"]["acc"], 1)
+    flags = np.load(run / "eval" / f"per_example_{run.name}.npz")
+    robust = np.array([c == "1" for c in msd["robust"]["union"]])
+    assert len(robust) == 8 and robust.mean() * 100 == pytest.approx(
+        msd["accuracy"]["union"], abs=0.05)
+    assert np.array_equal(np.array([c == "1" for c in msd["robust"]["clean"]]),
+                          flags["clean"])
+    assert "| MSD |" not in table and "| msd |" in table  # smoke units' labels
+
+    # Again: every result committed and current, nothing trained or evaluated.
+    res = _reproduce(tmp_path / "a", tmp_path / "wa")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("committed result") == 2 and "+ python" not in res.stdout
+    assert (tmp_path / "a" / "table3_smoke.md").read_text() == table
+
+    # From committed results alone (no run folder left), on another clone: the same.
+    shutil.rmtree(tmp_path / "wa")
+    shutil.copytree(tmp_path / "a", tmp_path / "clone")
+    res = _reproduce(tmp_path / "clone", tmp_path / "wclone")
+    assert res.returncode == 0 and "+ python" not in res.stdout, res.stderr[-2000:]
+    assert (tmp_path / "clone" / "table3_smoke.md").read_text() == table
+
+    # Computed fresh elsewhere (seeded): the same numbers, digit for digit.
+    res = _reproduce(tmp_path / "b", tmp_path / "wb")
+    assert res.returncode == 0, res.stderr[-2000:]
+    fresh = {n: json.loads((tmp_path / "b" / "smoke" / f"{n}.json").read_text())
+             for n in ("msd", "linf")}
+    for n in committed:
+        assert {k: committed[n][k] for k in MEASURED} == {k: fresh[n][k] for k in MEASURED}
+
+
+def test_a_changed_recipe_or_evaluation_is_not_reused(tmp_path, mnist_dir, capsys):
+    bench = tables.BENCHMARKS[("3", "smoke")]
+    ctx = units.Context("smoke", bench.evaluation, None, str(tmp_path / "r"),
+                        str(tmp_path / "w"), dry_run=True)
+    unit = bench.units[0]
+    key = units.key_of(units.describe(unit, ctx))
+    units.save_result({"key": key, "name": unit.name}, units.result_path(unit, ctx))
+    assert units.load_result(unit, ctx, key)[0] == {"key": key, "name": unit.name}
+    changed = [units.Unit(unit.name, unit.label, (*unit.recipe, "--seed=1")),
+               units.Unit(unit.name, unit.label, (*unit.recipe, "--flagfile=flags/smoke.cfg",
+                                                  "--l1_eps=9"))]
+    for other in changed:
+        other_key = units.key_of(units.describe(other, ctx))
+        assert other_key != key
+        result, why = units.load_result(other, ctx, other_key)
+        assert result is None and "is stale" in why
+    other_eval = units.Context("smoke", (*bench.evaluation, "--num_examples=7"), None,
+                               ctx.results_dir, ctx.work_dir, dry_run=True)
+    assert units.key_of(units.describe(unit, other_eval)) != key
+    # The table command trains and evaluates a stale unit again (here: prints the commands).
+    stale = tables.Benchmark("3", "smoke", (changed[0],), bench.evaluation, None, "")
+    tables.produce(stale, ctx)
+    out = capsys.readouterr().out
+    assert "is stale" in out and "+ python -m msd_tf.main" in out
+    assert "+ python -m msd_tf.evaluate" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--table=4", "--scale=S"], "--table=4 has no --scale=S"),
+    (["--table=3", "--scale=smoke", "--models=msd,foo"], "unknown --models ['foo']"),
+    (["--data_dir=/no/such/dir"], "--data_dir /no/such/dir"),
+])
+def test_reproduce_bad_input_gives_one_error_line(tmp_path, args, message):
+    res = subprocess.run([sys.executable, "-m", "msd_tf.reproduce", *args,
+                          f"--results_dir={tmp_path}", f"--work_dir={tmp_path}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and message in res.stderr, res.stderr[-1500:]
+    assert "Traceback" not in res.stderr
+
+
+def test_tune_refuses_test_digits(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "msd_tf.tune",
+                          "--recipe=--flagfile=flags/smoke.cfg", "--tune_split=test[:100]",
+                          f"--output_dir={tmp_path}"], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 2 and "is test digits" in res.stderr, res.stderr[-1500:]
+    assert "Traceback" not in res.stderr and not list(tmp_path.iterdir())
