@@ -126,9 +126,10 @@ def _load_npz(path: str, split: str):
         return f[keys[0]], f[keys[1]]
 
 
-_OFFLINE_HINT = ("Offline, pass --data_dir=<folder> with MNIST-format IDX files, the "
-                 "CIFAR-10 python batches, or an .npz file; e.g. `apt-get install "
-                 "dataset-fashion-mnist` then --data_dir=/usr/share/datasets/fashion-mnist.")
+_OFFLINE_HINT = ("Offline, run the quickstart as python -m msd_tf.main "
+                 "--flagfile=flags/quickstart_offline.cfg (MNIST from ../shared/data/mnist), "
+                 "or pass --data_dir=<folder> with MNIST-format IDX files, the CIFAR-10 "
+                 "python batches, or an .npz file.")
 
 
 def _resolvable(host: str) -> bool:

@@ -37,8 +37,8 @@ echo "+ msd-tf-evaluate"
   --data_dir=../shared/data/mnist --num_examples=8 --budget=fast --attacks=pgd_linf \
   --output_dir=eval > eval.log
 grep -q "All attacks" eval/results.md
-echo "+ msd-tf-reproduce --dry_run (finds the shipped small-scale flagfiles)"
-"$tmp/venv/bin/msd-tf-reproduce" --table=3 --scale=small --data_dir=../shared/data/mnist \
-  --output_dir=repro --dry_run > reproduce.log
-grep -q "flags/mnist/small/msd.cfg" reproduce.log
+echo "+ msd-tf-reproduce --dry_run (finds the shipped budget-S flagfiles)"
+"$tmp/venv/bin/msd-tf-reproduce" --table=3 --scale=S --data_dir=../shared/data/mnist \
+  --results_dir=repro --work_dir=repro --dry_run > reproduce.log
+grep -q "flags/mnist/S/msd.cfg" reproduce.log
 echo "package check passed"
