@@ -135,7 +135,8 @@ def test_no_network_fails_at_once_with_the_offline_alternative(monkeypatch, tmp_
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(data.socket, "getaddrinfo", lambda *a: (_ for _ in ()).throw(
         OSError("Name or service not known")))
-    with pytest.raises(data.DataError, match="no network.*flags/quickstart_offline.cfg.*--data_dir"):
+    with pytest.raises(data.DataError,
+                       match="no network.*flags/quickstart_offline.cfg.*--data_dir"):
         data.load_arrays("fashion_mnist", "train")
 
 
