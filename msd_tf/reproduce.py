@@ -18,18 +18,17 @@ continues.
 import dataclasses
 import json
 import os
-import subprocess
-import sys
-import time
 
 from absl import app, flags
 
-from msd_tf import cli, paper, union
+from msd_tf import cli
+from msd_tf.benchmarks import paper
+from msd_tf.benchmarks import union_plan as union
 
 _TABLE = flags.DEFINE_enum(
     "table", "3", ["3", "4", "union"], "Paper table: 3 (MNIST), 4 (CIFAR-10); union: the "
     "compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and E-AT / RAMP fine-tuned "
-    "from P_inf, each on MSD's training compute; msd_tf/union.py), MNIST.")
+    "from P_inf, each on MSD's training compute; msd_tf/benchmarks/union_plan.py), MNIST.")
 _SCALE = flags.DEFINE_enum(
     "scale", "S", ["S", "M", "paper", "smoke"],
     "S, M: the budgets of msd_tf.benchmarks.budgets (flags/mnist/S, flags/mnist/M; per-model "
@@ -101,22 +100,10 @@ def _dataset(table: str) -> str:
 
 
 def _run(cmd: list[str], log_path: str, *, dry_run: bool) -> float:
-    """Runs `python <cmd>` (a `-m msd_tf...` command) in the current folder, its output
-    appended to `log_path`; returns the seconds it took."""
-    print("+ " + " ".join(cmd), flush=True)
-    if dry_run:
-        return 0.0
-    t0 = time.time()
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    with open(log_path, "a") as log:
-        res = subprocess.run([sys.executable, *cmd], stdout=log, stderr=subprocess.STDOUT,
-                             env=env)
-    if res.returncode:
-        with open(log_path) as f:
-            tail = f.readlines()[-30:]
-        cli.fail(f"{cmd[1]} failed (exit {res.returncode}): {union.last_error(tail)} "
-                 f"(log: {log_path}). Fix it and run the same command again to continue.")
-    return time.time() - t0
+    """`cmd` is ["-m", module, *args]: the one run helper (runs.run)."""
+    from msd_tf.benchmarks import runs
+
+    return runs.run(cmd[1], cmd[2:], log_path, dry_run=dry_run)
 
 
 class _Timings:
@@ -193,11 +180,21 @@ def _benchmark(table: str, scale_name: str) -> None:
 def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
+    from msd_tf.benchmarks import runs
+
     table, scale_name = _TABLE.value, _SCALE.value
-    if scale_name != "paper":
-        return _benchmark(table, scale_name)
-    if table == "union":
-        return _union(scale_name)
+    try:
+        if scale_name != "paper":
+            return _benchmark(table, scale_name)
+        if table == "union":
+            return _union(scale_name)
+        return _paper_table(table, scale_name)
+    except runs.BenchmarkError as e:
+        cli.fail(str(e))
+
+
+def _paper_table(table: str, scale_name: str) -> None:
+    """Table 3 or 4 with the paper's own flagfiles (GPU hours)."""
     scale = SCALES.get((table, scale_name))
     if scale is None:
         cli.fail(f"--table={table} has no --scale={scale_name}; known: "
@@ -237,7 +234,7 @@ def main(argv):
                                os.path.join(out, "logs", f"{name}.log"), dry_run=dry))
     if dry:
         return
-    from msd_tf.evaluation import reproduction
+    from msd_tf.benchmarks import reproduction
 
     paths = reproduction.write(out, table=int(table), scale=scale_name,
                                       note=scale.note, models=models,
@@ -247,7 +244,7 @@ def main(argv):
 
 
 def _union(scale_name: str) -> None:
-    """The compute-matched union benchmark (msd_tf/union.py): plan, train, evaluate,
+    """The compute-matched union benchmark (msd_tf/benchmarks/union_plan.py): plan, train, evaluate,
     report; every step reused or resumed when the same command runs again."""
     if scale_name not in union.METHODS:
         cli.fail(f"--table=union has no --scale={scale_name}; known: "

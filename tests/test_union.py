@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from msd_tf import experiment, union
+from msd_tf import experiment
+from msd_tf.benchmarks import union_plan as union
 from msd_tf.config import TrainConfig
 from msd_tf.threats import ThreatModel
 from tests.conftest import REPO

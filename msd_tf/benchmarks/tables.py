@@ -15,8 +15,7 @@ import glob
 import json
 import os
 
-from msd_tf import paper
-from msd_tf.benchmarks import budgets, runs, units
+from msd_tf.benchmarks import budgets, paper, runs, units
 from msd_tf.benchmarks.units import Context, Unit
 
 EVALUATION = ("--flagfile=flags/mnist/eval_benchmark.cfg",)

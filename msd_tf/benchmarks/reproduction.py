@@ -2,7 +2,7 @@
 
 Reads `<out>/eval/results.json` (and `<out>/eval_slow/` when the slow attacks ran on
 fewer examples) and writes `table<N>.md`, `table<N>.json` and `table<N>.png`.
-Every number of ours comes from those files; the paper's from `msd_tf.paper`.
+Every number of ours comes from those files; the paper's from `msd_tf.benchmarks.paper`.
 """
 
 import json
@@ -10,7 +10,8 @@ import os
 
 import numpy as np
 
-from msd_tf import machine, paper
+from msd_tf import machine
+from msd_tf.benchmarks import paper
 from msd_tf.evaluation.aggregate import broken_in
 from msd_tf.threats import NORMS
 

@@ -6,7 +6,7 @@ model (forward + backward, x batch size; `compute.py`), the unit that does not d
 the machine:
 
 1. **Plan** (`plan.json`, written once, reused on every resumption while the recipes'
-   flags and flagfile contents are the same, `recipe_key`): `msd_tf.main --cost`
+   flags and flagfile contents are the same, `recipe_key`): `recipe_cost`
    gives each recipe's passes per training example and step when no attack stops early
    (`experiment.step_cost`); the budget is the reference recipe's (MSD: its epochs x its
    step cost); a method with `share` s of
@@ -30,10 +30,9 @@ import dataclasses
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 from msd_tf import cli
+from msd_tf.benchmarks.runs import BenchmarkError
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "union"}
 
@@ -94,23 +93,23 @@ def recipe_key(flags) -> str:
     return hashlib.sha256(json.dumps(expanded).encode()).hexdigest()
 
 
-def last_error(lines: list[str]) -> str:
-    """What a failed command said: its last `error:` line, else its last line."""
-    lines = [line.strip() for line in lines]
-    errors = [line for line in lines if line.startswith("error:")]
-    return errors[-1][7:] if errors else lines[-1] if lines else "no output"
-
-
 def recipe_cost(flags: list[str], what: str) -> dict:
-    """`msd_tf.main <flags> --cost` ({"epochs", "lr_epochs", "passes", ...}); one `error:`
-    line naming `what` if the recipe is refused (a missing flagfile, a bad flag)."""
-    res = subprocess.run([sys.executable, "-m", "msd_tf.main", *flags, "--cost"],
-                         capture_output=True, text=True,
-                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    lines = res.stdout.strip().splitlines()
-    if res.returncode or not lines:
-        cli.fail(f"{what}: {last_error(res.stderr.splitlines())}")
-    return json.loads(lines[-1])
+    """A recipe's {"epochs", "lr_epochs", "forward", "backward", "passes"}: its flags'
+    epochs and knots, and its passes per example and step (`experiment.step_cost`),
+    computed in this process.
+
+    Raises:
+      BenchmarkError: the recipe is refused (a missing flagfile, a bad flag), naming `what`.
+    """
+    from msd_tf import experiment
+    from msd_tf.flags import parse_config
+
+    try:
+        config = parse_config(list(flags))
+    except ValueError as e:
+        raise BenchmarkError(f"{what}: {e}") from e
+    return {"epochs": config.epochs, "lr_epochs": list(config.lr_epochs),
+            **experiment.step_cost(config)}
 
 
 def changed_recipes(plan: dict, recipes: dict) -> list[str]:
@@ -165,7 +164,7 @@ def _run_summary(out: str, name: str) -> dict:
 
 def collect(out: str, methods, plan: dict, timings: dict) -> dict:
     """The table's numbers: the evaluation's results.json and each run's summary.json."""
-    from msd_tf.evaluation.reproduction import pct
+    from msd_tf.benchmarks.reproduction import pct
 
     with open(os.path.join(out, "eval", "results.json")) as f:
         results = json.load(f)
@@ -208,7 +207,7 @@ def _radii(results: dict) -> dict:
 def write(out: str, methods, plan: dict, timings: dict, note: str) -> dict:
     """Writes union.md / union.json / union.png; returns their paths."""
     from msd_tf import machine
-    from msd_tf.evaluation import reproduction
+    from msd_tf.benchmarks import reproduction
 
     data = collect(out, methods, plan, timings)
     data["note"] = note
@@ -268,4 +267,5 @@ def load_plan(path: str) -> dict | None:
         with open(path) as f:
             return json.load(f)
     except (OSError, ValueError) as e:
-        cli.fail(f"{path} is unreadable ({e}); delete it to plan again (the runs stay).")
+        raise BenchmarkError(f"{path} is unreadable ({e}); delete it to plan again (the runs "
+                             "stay).") from e
