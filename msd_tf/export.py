@@ -163,7 +163,11 @@ def load_model(path: str) -> LoadedModel:
                                  "first (python -m msd_tf.main ...).")
         meta = {"dataset": cfg["dataset"], "model": cfg["model"],
                 "num_classes": info["classes"], "input_shape": list(info["shape"]),
-                "adversary": cfg.get("adversary")}
+                "adversary": cfg.get("adversary"), "train_split": cfg.get("train_split")}
+        if cfg.get("train_split") and cfg.get("eval_split"):
+            from msd_tf import protocol
+
+            meta["protocol"] = protocol.name_of(cfg["train_split"], cfg["eval_split"])
         fingerprint = fingerprints.of_json({"dataset": cfg["dataset"], "model": cfg["model"],
                                             "checkpoint": fingerprints.of_checkpoint(found[1])})
         return LoadedModel(path, lambda x: model(x, training=False), meta, fingerprint,

@@ -167,7 +167,10 @@ def parse_config(argv: list[str]) -> TrainConfig:
     fv = flags.FlagValues()
     define(fv)
     try:
-        fv(["msd_tf", *cli.expand_flagfiles(list(argv))])
+        rest = fv(["msd_tf", *cli.expand_flagfiles(list(argv))])[1:]
     except (flags.Error, OSError) as e:
         raise ValueError(str(e)) from e
+    if rest:
+        raise ValueError(f"unexpected arguments {rest}; flags are written --name=value "
+                         "(a flagfile as --flagfile=path).")
     return to_config(fv)

@@ -19,7 +19,7 @@ from msd_tf import cli
 _COST = flags.DEFINE_bool(
     "cost", False, "Print the compute of one training step of these flags (forward and "
     "backward example-passes per training example, no attack stopping early) as one JSON "
-    "line and exit: no data read, nothing trained. Used by reproduce --table=union.")
+    "line and exit: no data read, nothing trained.")
 
 
 def main(argv):

@@ -227,3 +227,13 @@ def test_tune_refuses_test_digits(tmp_path):
                          text=True, timeout=300)
     assert res.returncode == 2 and "is test digits" in res.stderr, res.stderr[-1500:]
     assert "Traceback" not in res.stderr and not list(tmp_path.iterdir())
+
+
+def test_the_evaluation_warns_when_a_model_trained_on_evaluated_digits():
+    from msd_tf.evaluation.pipeline import _trained_on_evaluated
+
+    assert _trained_on_evaluated("train", "test[:1000]", 1000, "mnist") == []
+    assert _trained_on_evaluated(None, "test[:10]", 10, "mnist") == []  # not our export
+    # test[500:] evaluated on its first 1000 digits: 500-1499, of which 1000-1499 trained.
+    [warning] = _trained_on_evaluated("test[1000:]", "test[500:]", 1000, "mnist")
+    assert "holds 500 of the 1000 evaluated examples (test[500:1500])" in warning

@@ -102,6 +102,7 @@ def test_command_line_overrides_flagfile():
     (["--l1_eps=-1"], "l1_eps"), (["--linf_alpha=0"], "linf_alpha"),
     (["--l1_k1=9", "--l1_k2=3"], "l1_k1"), (["--adversary=pgd"], "adversary"),
     (["--dataset=svhn"], "dataset"), (["--no_such_flag=1"], "no_such_flag"),
+    (["flags/mnist/S/msd.cfg"], "unexpected arguments"),
 ])
 def test_bad_flags_fail_before_training(argv, message):
     with pytest.raises(ValueError, match=message):
