@@ -2,7 +2,7 @@
 
 TensorFlow turns its oneDNN kernels on by itself only on x86 CPUs with AVX-512-class
 features; on an AVX2-only CPU (e.g. AMD Zen 3) it leaves them off, and our training step
-runs about 1.5x slower there (issue 16, measured on a 2-core Zen 3 EPYC). `import msd_tf`
+runs about 1.5x slower there (measured on a 2-core Zen 3 EPYC). `import msd_tf`
 (which every entry point does before it imports TensorFlow) therefore sets
 `TF_ENABLE_ONEDNN_OPTS=1` on x86 unless the user set the variable: their choice always
 wins. If TensorFlow was imported first, the variable can no longer change anything;

@@ -13,8 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ALL_FILES = sorted((ROOT / "flags").rglob("*.cfg"))
 EVAL_FILES = [p for p in ALL_FILES if "eval" in p.name]
 TRAIN_FILES = [p for p in ALL_FILES if "eval" not in p.name]
-# Training radii chosen by the recipe search (docs/UNION_BENCHMARK.md, rounds 11, 13 and 14),
-# not the paper's; the evaluation radii stay the paper's.
+# Training radii chosen by the first CPU-scale recipe search (an l_1 training radius of 18
+# for an evaluation at 10), not the paper's; the evaluation radii stay the paper's.
 SEARCHED_RADII = {"flags/mnist/S/msd.cfg": {"l1": 18.0},
                   "flags/mnist/S/eat.cfg": {"l1": 18.0},
                   "flags/mnist/S/ramp.cfg": {"l1": 18.0},
@@ -81,8 +81,8 @@ def test_paper_flagfile_trains_what_threats_says(dataset, adversary):
 def test_mnist_flagfiles_train_at_the_paper_radii(path):
     """Every MNIST training flagfile (paper, small scale, fine-tuning) attacks at the
     paper's radii: threats.radii, or PAPER_TRAIN's where the paper trains elsewhere
-    (MAX and AVG at l_1 = 12), except the departures the recipe search of
-    docs/UNION_BENCHMARK.md chose, listed here so that no other slips in."""
+    (MAX and AVG at l_1 = 12), except the departures the recipe search chose,
+    listed here so that no other slips in."""
     if "eval" in path.name:
         return
     c = _parse([f"--flagfile={path.relative_to(ROOT)}"])

@@ -23,7 +23,7 @@ def msd_delta(model, x: tf.Tensor, y: tf.Tensor, threats: Sequence[ThreatModel],
 
     delta_0 = 0, or, if some of `threats` ask for a `random_start`, a point drawn
     uniformly from the ball of one of those, chosen per example uniformly (a start in
-    the union; tried for the recipe search of issue 18). Every iteration computes ONE
+    the union; tried in the recipe search). Every iteration computes ONE
     gradient at delta_t, forms one candidate per threat model, `Proj_p(delta_t + v_p)`,
     scores all candidates in ONE forward pass of a `len(threats)`-times batch, and
     moves each example to its highest-loss candidate. Ties go to the earlier threat in

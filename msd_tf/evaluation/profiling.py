@@ -5,7 +5,7 @@
 code alike), the examples that went through a forward pass and those a gradient was
 taken through. `runner.run_suite` gives every attack its own counts, seconds and the
 number of examples it attacked; `evaluate` writes them to results.json ("profile") and
-prints them, and docs/PERFORMANCE.md holds the measured profile of the small Table 3.
+prints them (docs/PERFORMANCE.md: where an evaluation's time goes).
 """
 
 import tensorflow as tf

@@ -126,8 +126,9 @@ def autoattack_suite(dataset: str, *, eps: dict | None = None, budget: str = "pa
     examples still robust to those before it in its norm: APGD-CE (1 restart; l_1: 5)
     and APGD-T (9 target classes; l_1: 5), `apgd_steps` iterations each, then Square
     (`queries` queries; l_1: Square in the l_1 ball). AutoAttack's FAB-T, which it runs
-    between APGD-T and Square, is not implemented: on the small-scale MSD model it broke
-    1 of 500 digits (l_1) that APGD had left, none on l_inf (docs/REPRODUCTION.md)."""
+    between APGD-T and Square, is not implemented: run as the original AutoAttack on an
+    MSD model of an earlier CPU-scale recipe, it broke 3 of 500 digits at l_1 that
+    AutoAttack's APGDs had left, none at l_inf."""
     radii = dict(threats_lib.radii(dataset), **(eps or {}))
     if budget == "fast":
         apgd_steps, queries = 10, 100

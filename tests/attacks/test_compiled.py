@@ -1,4 +1,4 @@
-"""The compiled-attack cache holds a model only while the caller does (issue 17): an
+"""The compiled-attack cache holds a model only while the caller does: an
 evaluation of many models in one process (`reproduce` evaluates seven) must not keep
 every model and its traced graphs."""
 

@@ -38,7 +38,7 @@ def test_sign_test_large_counts():
     pmf = [math.comb(n, i) / 2 ** n for i in range(n + 1)]
     expected = sum(p for p in pmf if p <= pmf[k])
     assert compare.sign_test_p(30, 8) == pytest.approx(expected, rel=1e-12)
-    assert 4e-4 < compare.sign_test_p(30, 8) < 6e-4  # UNION_BENCHMARK's E-AT vs MSD
+    assert 4e-4 < compare.sign_test_p(30, 8) < 6e-4  # a 30-to-8 split of discordant digits
     assert compare.sign_test_p(8, 30) == compare.sign_test_p(30, 8)
     with pytest.raises(ValueError):
         compare.sign_test_p(-1, 3)
