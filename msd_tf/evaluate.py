@@ -73,7 +73,8 @@ _CURVES = flags.DEFINE_boolean(
 _CORRUPTIONS = flags.DEFINE_enum(
     "corruptions", "none", ["none", "standard", "all"],
     "CIFAR-10-C accuracy instead of attacks (Table 7): the standard 15 corruptions or all "
-    "19, every severity (tensorflow-datasets cifar10_corrupted).")
+    "19, every severity, from --data_dir (CIFAR-10-C as distributed: <corruption>.npy and "
+    "labels.npy) or, unset, tensorflow-datasets' cifar10_corrupted (about 2.9 GB).")
 
 for _n in NORMS:
     flags.register_validator(f"eval_{_n}_eps", lambda v: v is None or v > 0,
@@ -92,9 +93,12 @@ def main(argv):
 
     try:
         if _CORRUPTIONS.value != "none":
+            from msd_tf.benchmarks import paper
+
             pipeline.evaluate_corruptions(_MODELS.value, dataset=f.dataset,
                                           output_dir=f.output_dir, which=_CORRUPTIONS.value,
-                                          num_examples=_NUM_EXAMPLES.value)
+                                          num_examples=_NUM_EXAMPLES.value,
+                                          data_dir=f.data_dir, paper=paper.TABLE_7)
             with open(os.path.join(f.output_dir, "corruptions.md")) as fh:
                 print(fh.read())
             return

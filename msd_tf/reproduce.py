@@ -26,9 +26,11 @@ from msd_tf.benchmarks import paper
 from msd_tf.benchmarks import union_plan as union
 
 _TABLE = flags.DEFINE_enum(
-    "table", "3", ["3", "4", "union"], "Paper table: 3 (MNIST), 4 (CIFAR-10); union: the "
-    "compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and E-AT / RAMP fine-tuned "
-    "from P_inf, each on MSD's training compute; msd_tf/benchmarks/union_plan.py), MNIST.")
+    "table", "3", ["3", "4", "union", "F", "filters"], "Paper table: 3 (MNIST), 4 "
+    "(CIFAR-10); union: the compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and "
+    "E-AT / RAMP fine-tuned from P_inf, each on MSD's training compute), MNIST; F: appendix "
+    "F (MSD on l_inf + l_1 only, evaluated on all three norms); filters: appendix E "
+    "(first-layer filters of Table 3's models and of MSD/MAX/AVG at alpha_inf 0.01, 0.03).")
 _SCALE = flags.DEFINE_enum(
     "scale", "S", ["S", "M", "paper", "smoke"],
     "S, M: the budgets of msd_tf.benchmarks.budgets (flags/mnist/S, flags/mnist/M; per-model "

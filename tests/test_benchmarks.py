@@ -157,6 +157,12 @@ def test_a_table_from_committed_results_equals_one_computed_fresh(tmp_path, mnis
     assert np.array_equal(np.array([c == "1" for c in msd["robust"]["clean"]]),
                           flags["clean"])
     assert "| MSD |" not in table and "| msd |" in table  # smoke units' labels
+    # The first layer kept in the result is the model's (appendix E, from results alone).
+    from msd_tf.evaluation import filters
+
+    kernel = filters.first_conv_kernel(str(run / "saved_model"))
+    np.testing.assert_allclose(msd["first_layer"]["kernel"], kernel, atol=5e-5)
+    assert msd["first_layer"]["thresholding"] == filters.thresholding_filters(kernel).sum()
 
     # Again: every result committed and current, nothing trained or evaluated.
     res = _reproduce(tmp_path / "a", tmp_path / "wa")
@@ -237,3 +243,52 @@ def test_the_evaluation_warns_when_a_model_trained_on_evaluated_digits():
     # test[500:] evaluated on its first 1000 digits: 500-1499, of which 1000-1499 trained.
     [warning] = _trained_on_evaluated("test[1000:]", "test[500:]", 1000, "mnist")
     assert "holds 500 of the 1000 evaluated examples (test[500:1500])" in warning
+
+
+def _fake_result(name, label, acc, passes=2.8e6, alpha=0.1, kernel=None):
+    layer = None
+    if kernel is not None:
+        from msd_tf.evaluation import filters
+
+        layer = {"filters": kernel.shape[-1], "kernel": kernel.tolist(), "ratio": 0.25,
+                 "thresholding": int(filters.thresholding_filters(kernel).sum())}
+    return {"name": name, "label": label, "accuracy": dict(zip(tables.COLS, acc)),
+            "compute": {"total_passes": passes}, "first_layer": layer,
+            "threats": [{"norm": "linf", "alpha": alpha}, {"norm": "l1", "alpha": 6.0}]}
+
+
+def test_section_f_reports_the_difference_to_the_full_msd():
+    bench = tables.BENCHMARKS[("F", "S")]
+    results = {"msd": _fake_result("msd", "MSD", (97.0, 50.0, 60.0, 55.0, 45.0)),
+               "msd_linf_l1": _fake_result("msd_linf_l1", "MSD, l_inf + l_1 only",
+                                           (97.4, 51.5, 55.2, 54.0, 41.1), 2.7e6)}
+    lines, data = tables.section_f(bench, results)
+    assert data["difference"] == {"clean": 0.4, "linf": 1.5, "l2": -4.8, "l1": -1.0,
+                                  "union": -3.9}
+    assert "| difference | +0.4 | +1.5 | -4.8 | -1.0 | -3.9 | |" in lines
+    assert "| MSD, l_inf + l_1 only | 97.4 | 51.5 | 55.2 | 54.0 | 41.1 | 2.70 |" in lines
+
+
+def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
+    # Filter 0: one weight (thresholding); filter 1: two equal weights; filter 2: the
+    # second weight just below 0.25 x the first (thresholding); filter 3: dense.
+    k = np.zeros((5, 5, 1, 4), np.float32)
+    k[2, 2, 0, 0] = 1.0
+    k[0, 0, 0, 1] = k[4, 4, 0, 1] = -0.5
+    k[1, 1, 0, 2], k[3, 1, 0, 2] = 0.8, 0.19
+    k[..., 3] = np.linspace(-1, 1, 25).reshape(5, 5, 1)
+    bench = tables.BENCHMARKS[("filters", "S")]
+    results = {"msd_a003": _fake_result("msd_a003", "MSD, alpha_inf 0.03",
+                                        (97, 50, 60, 55, 45), alpha=0.03, kernel=k),
+               "linf": _fake_result("linf", "P_inf", (99, 90, 10, 4, 3))}
+    lines, data = tables.filters_report(bench, results)
+    assert data["rows"]["msd_a003"]["thresholding"] == 2
+    assert "| MSD, alpha_inf 0.03 | 0.03 | 2 of 4 | 97.0 | 50.0 | 60.0 | 55.0 | 45.0 |" in lines
+    assert "| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 |" in lines
+    paths = tables.write(bench, {n: dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
+                                         eval_split="test[:1000]", num_examples=1000,
+                                         precision="float32", machine="m", git_commit="c",
+                                         date="d") for n, r in results.items()},
+                         str(tmp_path))
+    assert os.path.exists(tmp_path / "filters" / "S" / "msd_a003.png")
+    assert "linf" not in paths and (tmp_path / "filters_S.md").exists()

@@ -5,6 +5,8 @@ a public, compiled function returning adversarial images; `ATTACKS` names them a
   mim         momentum iterative method, l_inf (Dong et al. 2018)
   apgd_ce     APGD with cross-entropy; apgd_dlr: with the DLR loss; apgd_t: targeted
               DLR over the most likely wrong classes (Croce and Hein 2020, 2021)
+  fab_t       FAB-T, targeted minimal-norm boundary attack, kept within eps (Croce and
+              Hein 2020)
   square      Square, gradient-free, l_inf, l_2 and l_1 (Andriushchenko et al. 2020)
   sparse_rs   Sparse-RS, gradient-free, in the l_1 ball (Croce et al. 2022)
   msd         multi steepest descent over a union of balls (Maini et al. 2020)
@@ -21,6 +23,7 @@ from typing import Callable
 
 from msd_tf.attacks.apgd import apgd
 from msd_tf.attacks.base import AttackOutput
+from msd_tf.attacks.fab import fab_t, fab_t_delta
 from msd_tf.attacks.losses import cross_entropy, dlr, margin
 from msd_tf.attacks.mim import mim, mim_delta
 from msd_tf.attacks.msd import msd, msd_delta
@@ -55,6 +58,7 @@ ATTACKS = {
     "apgd_ce": Attack(functools.partial(apgd, loss="ce"), NORMS),
     "apgd_dlr": Attack(functools.partial(apgd, loss="dlr"), NORMS),
     "apgd_t": Attack(functools.partial(apgd, loss="dlr_targeted"), NORMS),
+    "fab_t": Attack(fab_t, NORMS),
     "square": Attack(square, NORMS, queries=True),
     "sparse_rs": Attack(sparse_rs, ("l1",), queries=True),
     "msd": Attack(msd, NORMS, union=True),
@@ -62,7 +66,7 @@ ATTACKS = {
 }
 
 __all__ = [
-    "ATTACKS", "Attack", "AttackOutput", "apgd", "cross_entropy", "dlr", "margin", "mim",
-    "mim_delta", "msd", "msd_delta", "pgd", "pgd_delta", "sparse_rs", "sparse_rs_delta",
-    "square", "square_delta", "worst_case", "worst_case_delta",
+    "ATTACKS", "Attack", "AttackOutput", "apgd", "cross_entropy", "dlr", "fab_t", "fab_t_delta",
+    "margin", "mim", "mim_delta", "msd", "msd_delta", "pgd", "pgd_delta", "sparse_rs",
+    "sparse_rs_delta", "square", "square_delta", "worst_case", "worst_case_delta",
 ]

@@ -58,6 +58,22 @@ def _union(scale: str, names: tuple[str, ...], finetunings: bool) -> tuple[Unit,
     return tuple(out)
 
 
+def _section_f(scale: str) -> tuple[Unit, ...]:
+    return (Unit("msd", "MSD", _recipe(scale, "msd")),
+            Unit("msd_linf_l1", "MSD, l_inf + l_1 only", _recipe(scale, "msd_linf_l1")))
+
+
+def _filters(scale: str) -> tuple[Unit, ...]:
+    """Table 3's P_inf, P_2, P_1, MAX, AVG and MSD, and MSD, MAX and AVG at alpha_inf 0.01
+    and 0.03 with the figures' alpha_1 = 0.8, alpha_2 = 0.1."""
+    table3 = tuple(u for u in _table3(scale) if u.name != "vanilla")
+    labels = {"msd": "MSD", "max": "MAX", "avg": "AVG"}
+    return table3 + tuple(
+        Unit(f"{m}_a{a}", f"{labels[m]}, alpha_inf 0.{a[1:]}",
+             (f"--flagfile=flags/mnist/{scale}/figures/{m}_a{a}.cfg",))
+        for m in ("msd", "max", "avg") for a in ("001", "003"))
+
+
 def _smoke(name: str, adversary: str, *extra: str, **kw) -> Unit:
     return Unit(name, name, ("--flagfile=flags/smoke.cfg", f"--adversary={adversary}",
                              "--msd_steps=2", "--linf_steps=2", "--l2_steps=2",
@@ -81,6 +97,15 @@ BENCHMARKS = {
         "union", "M", _union("M", ("msd", "eat", "ramp"), False), EVALUATION,
         budgets.BUDGETS["M"], f"budget M ({budgets.BUDGETS['M'] / 1e6:.0f} M example-passes "
         f"per model); {_PROTOCOL}"),
+    ("F", "S"): Benchmark(
+        "F", "S", _section_f("S"), EVALUATION, budgets.BUDGETS["S"],
+        f"appendix F at budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes per "
+        f"model): MSD trained on all three norms and on l_inf and l_1 only, both evaluated "
+        f"on all three; {_PROTOCOL}"),
+    ("filters", "S"): Benchmark(
+        "filters", "S", _filters("S"), EVALUATION, budgets.BUDGETS["S"],
+        f"appendix E at budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes per "
+        f"model): first-layer filters; {_PROTOCOL}"),
     ("3", "smoke"): Benchmark(
         "3", "smoke", (_smoke("msd", "msd"), _smoke("linf", "linf", "--norms=linf")),
         SMOKE_EVALUATION, None, "seconds: two training steps, weak attacks (tests only)"),
@@ -147,6 +172,8 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> d
         if result is not None:
             print(f"{tag}: committed result {units.result_path(unit, ctx)} (key {key[:10]})",
                   flush=True)
+            if bench.table == "filters" and not result.get("first_layer"):
+                result = units.add_first_layer(result, unit, ctx, key)
             results[unit.name] = result
             continue
         print(f"{tag}: {why}; training and evaluating", flush=True)
@@ -244,14 +271,62 @@ def union(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
     return lines, {"rows": rows}
 
 
-REPORTS = {"3": table3, "union": union}
+def section_f(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
+    """Appendix F: MSD on l_inf + l_1 only beside the full MSD, on all three norms."""
+    full, part = results.get("msd"), results.get("msd_linf_l1")
+    lines = [f"# Appendix F at budget {bench.scale}", "", f"{bench.note}.", "",
+             "| model | " + " | ".join(HEAD[c] for c in COLS) + " | passes (M) |",
+             "|---" * (len(COLS) + 2) + "|"]
+    for r in (full, part):
+        if r:
+            lines.append(f"| {r['label']} | " + " | ".join(_num(r["accuracy"].get(c))
+                                                          for c in COLS)
+                         + f" | {r['compute']['total_passes'] / 1e6:.2f} |")
+    diff = None
+    if full and part:
+        diff = {c: None if full["accuracy"].get(c) is None or part["accuracy"].get(c) is None
+                else round(part["accuracy"][c] - full["accuracy"][c], 1) for c in COLS}
+        lines.append("| difference | " + " | ".join(
+            "-" if diff[c] is None else f"{diff[c]:+.1f}" for c in COLS) + " | |")
+    lines += ["", "The paper (appendix F): without l_2 training, l_inf and l_1 about 1 point "
+              "and l_2 about 2 points below the full MSD (" + ", ".join(
+                  f"{HEAD[n]} {v:+g}" for n, v in paper.SECTION_F_DIFFERENCE.items()) + ")."]
+    return lines, {"difference": diff, "paper_difference": paper.SECTION_F_DIFFERENCE}
+
+
+def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
+    """Appendix E: each model's thresholding first-layer filters, beside its robustness."""
+    lines = [f"# First-layer filters at budget {bench.scale}", "", f"{bench.note}.", "",
+             "A thresholding filter has one dominant weight: its second-largest |weight| is "
+             f"below {FILTER_RATIO} x the largest (`msd_tf/evaluation/filters.py`). Images: "
+             f"`filters/{bench.scale}/<model>.png`.", "",
+             "| model | alpha_inf | thresholding filters | " + " | ".join(
+                 HEAD[c] for c in COLS) + " |", "|---" * (len(COLS) + 3) + "|"]
+    rows = {}
+    for name, r in results.items():
+        fl = r.get("first_layer") or {}
+        alpha = next((t["alpha"] for t in r.get("threats") or [] if t["norm"] == "linf"),
+                     None)
+        rows[name] = {"label": r["label"], "thresholding": fl.get("thresholding"),
+                      "filters": fl.get("filters"), "linf_alpha": alpha,
+                      "accuracy": r["accuracy"]}
+        count = "-" if fl.get("thresholding") is None else \
+            f"{fl['thresholding']} of {fl['filters']}"
+        lines.append(f"| {r['label']} | {'-' if alpha is None else f'{alpha:g}'} | {count} | "
+                     + " | ".join(_num(r["accuracy"].get(c)) for c in COLS) + " |")
+    return lines, {"rows": rows}
+
+
+REPORTS = {"3": table3, "union": union, "F": section_f, "filters": filters_report}
+STEMS = {"3": "table3_{scale}", "union": "union_{scale}", "F": "section_f_{scale}",
+         "filters": "filters_{scale}"}
+FILTER_RATIO = 0.25
 
 
 def write(bench: Benchmark, results: dict, out: str) -> dict:
     """`<out>/table<N>_<scale>.md/.json` (and for the union benchmark the compute figure
     over every scale's committed results); returns their paths."""
-    stem = f"table{bench.table}_{bench.scale}" if bench.table != "union" \
-        else f"union_{bench.scale}"
+    stem = STEMS[bench.table].format(scale=bench.scale)
     lines, data = REPORTS[bench.table](bench, results)
     suites = {tuple(r["suite"]) for r in results.values()}
     lines += ["", "Attacks: " + "; ".join(", ".join(s) for s in sorted(suites)) + ".", "",
@@ -269,9 +344,28 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
     with open(paths["json"], "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.write("\n")
+    if bench.table == "filters":
+        paths.update(draw_filters(results, os.path.join(out, "filters", bench.scale)))
     if bench.table == "union":
         paths["png"] = os.path.join(out, "union_compute.png")
         plot_union(out, paths["png"])
+    return paths
+
+
+def draw_filters(results: dict, folder: str) -> dict:
+    """`<folder>/<model>.png`: each result's first-layer filters (kept in the result)."""
+    import numpy as np
+
+    from msd_tf.evaluation import filters
+
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for name, r in results.items():
+        fl = r.get("first_layer")
+        if fl:
+            paths[name] = os.path.join(folder, f"{name}.png")
+            filters.plot_filters(np.asarray(fl["kernel"], np.float32), paths[name],
+                                 title=f"{r['label']}: {fl['thresholding']} thresholding")
     return paths
 
 

@@ -186,6 +186,8 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
                     "forward_examples": compute["forward_examples"],
                     "backward_examples": compute["backward_examples"],
                     "planned_passes": description["_plan"]["passes"]},
+        "threats": summary["config"]["threats"],
+        "first_layer": first_layer(os.path.join(folder, "saved_model")),
         "epochs": summary["config"]["epochs"],
         "precision": summary["config"]["precision"],
         "seconds": seconds,
@@ -195,6 +197,35 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "inputs": {k: v for k, v in description.items() if not k.startswith("_")},
     }
+
+
+def first_layer(saved_model: str, ratio: float = 0.25) -> dict | None:
+    """The model's first 5x5 convolution (appendix E): its kernel (4 decimals), filter
+    count and thresholding filters (`msd_tf.evaluation.filters`); None without one."""
+    from msd_tf.evaluation import filters
+
+    try:
+        kernel = filters.first_conv_kernel(saved_model)
+    except ValueError:
+        return None
+    return {"filters": int(kernel.shape[-1]), "ratio": ratio,
+            "thresholding": int(filters.thresholding_filters(kernel, ratio=ratio).sum()),
+            "kernel": [[[[round(float(v), 4) for v in c] for c in row] for row in col]
+                       for col in kernel]}
+
+
+def add_first_layer(result: dict, unit: Unit, ctx: Context, key: str) -> dict:
+    """A committed result measured before it kept the first layer: adds it from the
+    unit's model if that is still on disk (and rewrites the result), else unchanged."""
+    saved = os.path.join(run_dir(unit, ctx, key), "saved_model")
+    if not os.path.exists(saved) or ctx.dry_run:
+        return result
+    layer = first_layer(saved)
+    if layer is None:
+        return result
+    result = dict(result, first_layer=layer)
+    save_result(result, result_path(unit, ctx))
+    return result
 
 
 def save_result(result: dict, path: str) -> None:

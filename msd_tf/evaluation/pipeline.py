@@ -245,9 +245,11 @@ def strongest(records, grid):
 
 
 def evaluate_corruptions(model_paths, *, dataset: str, output_dir: str, which: str,
-                         num_examples: int) -> None:
+                         num_examples: int, data_dir: str | None = None,
+                         paper: dict | None = None) -> None:
     """CIFAR-10-C accuracy of every model (Table 7): `which` is "standard" (the 15
-    corruptions) or "all" (19), every severity; writes corruptions.md in `output_dir`."""
+    corruptions) or "all" (19), every severity, from the distributed .npy files in
+    `data_dir` (else tensorflow-datasets); writes corruptions.md in `output_dir`."""
     if dataset != "cifar10":
         raise EvalError(f"--corruptions needs --dataset=cifar10 (CIFAR-10-C); got "
                         f"--dataset={dataset}.")
@@ -256,5 +258,6 @@ def evaluate_corruptions(model_paths, *, dataset: str, output_dir: str, which: s
               for p in model_paths]
     names = corruptions.STANDARD if which == "standard" else corruptions.STANDARD + \
         corruptions.EXTRA
+    loader = corruptions.npy_loader(data_dir) if data_dir else corruptions.load_corrupted
     corruptions.evaluate_corruptions(models, output_dir=output_dir, corruptions=names,
-                                     num_examples=num_examples)
+                                     num_examples=num_examples, loader=loader, paper=paper)
