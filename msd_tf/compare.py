@@ -1,7 +1,7 @@
 """Is one model more robust than another on the same examples? A per-example sign test.
 
-  python scripts/compare_models.py --eval_dir=runs/union_full/eval --pairs=eat:msd,msd:ramp
-  python scripts/compare_models.py --eval_dir=runs/a/eval,runs/b/eval --pairs=msd:msd_ (any
+  python -m msd_tf.compare --eval_dir=runs/union_full/eval --pairs=eat:msd,msd:ramp
+  python -m msd_tf.compare --eval_dir=runs/a/eval,runs/b/eval --pairs=msd:msd_ (any
       number of msd_tf.evaluate output folders of the same examples; model names as in
       their results.json)
 
@@ -11,10 +11,7 @@ sign test's p-value (`msd_tf.evaluation.compare`).
 """
 
 import argparse
-import os
 import sys
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from msd_tf.evaluation import compare  # noqa: E402
 
@@ -58,5 +55,9 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run():
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

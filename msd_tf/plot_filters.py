@@ -1,6 +1,6 @@
 """First-layer 5x5 filters of MNIST models as image grids (appendix E, Figures 6-10).
 
-Usage: python scripts/plot_filters.py --out=filters runs/mnist/linf/saved_model runs/mnist/msd
+Usage: python -m msd_tf.plot_filters --out=filters runs/mnist/linf/saved_model runs/mnist/msd
 Prints, per model, how many filters are near-single-non-zero ("thresholding": the second
 largest |weight| below --ratio times the largest), and writes <out>/<model>.png.
 """
@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -35,5 +34,9 @@ def main():
               f"-> {os.path.join(args.out, name + '.png')}")
 
 
-if __name__ == "__main__":
+def run():
     main()
+
+
+if __name__ == "__main__":
+    run()

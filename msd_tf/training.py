@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from msd_tf import compute
-from msd_tf.adversaries import Adversary
+from msd_tf.adversaries import Adversary, TrainingStep
 from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.randomness import fold
 from msd_tf.threats import NORMS
@@ -123,8 +123,9 @@ class AdversarialTrainer(keras.Model):
             scaled = self.optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, self.model.trainable_weights)
         self.optimizer.apply(grads, self.model.trainable_weights)
-        self.adversary.after_update(self, x, y, sample_weight)
-        self.adversary.observe(logits, adv)
+        # The adversary's hook (E-AT's running error, RAMP's natural copy).
+        self.adversary.after_update(self, TrainingStep(x=x, y=y, sample_weight=sample_weight,
+                                                       output=adv, logits=logits))
         # Reported per replica as Keras does: the loss before the 1/replicas scaling.
         self._loss_tracker.update_state(loss * self._replicas(), sample_weight=tf.shape(x)[0])
         self.adv_loss.update_state(cross_entropy(logits, adv.y), sample_weight=sw_adv)

@@ -10,17 +10,15 @@ With --adversaries: the training-step time of every adversary side by side (stan
 linf, l2, l1, msd, max, avg, eat) for the MNIST CNN and the CIFAR-10 PreAct ResNet-18,
 with a stated number of attack iterations per norm (--attack_steps).
 
-Usage: python scripts/bench.py [--repeats 20] [--jit]
-       python scripts/bench.py --adversaries [--attack_steps 10]
+Usage: python -m scripts.bench [--repeats 20] [--jit]
+       python -m scripts.bench --adversaries [--attack_steps 10]
 """
 
 import argparse
 import os
 import statistics
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import msd_tf  # noqa: E402,F401  (before TensorFlow: oneDNN on by default, see msd_tf.machine)
 

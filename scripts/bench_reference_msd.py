@@ -9,7 +9,7 @@ l_inf and l_1 candidates (the l_1 one through the top-k direction with the box m
 the sort-based l_1-ball projection, whose threshold is gathered by a Python loop over the
 batch as in the reference); three separate forward passes of B to score them; the
 per-example choice. Prints the median time per iteration and the threads, to compare
-with `python scripts/bench.py` (ours) on the same machine, the same hour.
+with `python -m scripts.bench` (ours) on the same machine, the same hour.
 
 Usage: python scripts/bench_reference_msd.py [--threads 2] [--iterations 20] [--rounds 5]
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packaging check (CI runs it): builds the wheel, installs it into a fresh virtual
 # environment, and from a folder outside the checkout runs the README's library example
-# and the three entry points with shipped flagfiles.
+# and the entry points with shipped flagfiles.
 #   bash scripts/check_package.sh          (PYTHON=python3.11 to choose the interpreter)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,4 +41,9 @@ echo "+ msd-tf-reproduce --dry_run (finds the shipped budget-S flagfiles)"
 "$tmp/venv/bin/msd-tf-reproduce" --table=3 --scale=S --data_dir=../shared/data/mnist \
   --results_dir=repro --work_dir=repro --dry_run > reproduce.log
 grep -q "flags/mnist/S/msd.cfg" reproduce.log
+echo "+ msd-tf-compare, msd-tf-filters on the smoke run"
+"$tmp/venv/bin/msd-tf-compare" --eval_dir=eval --pairs=smoke:smoke > compare.log
+grep -q "smoke" compare.log
+"$tmp/venv/bin/msd-tf-filters" --out=filters smoke/saved_model > filters.log
+test -f filters/smoke.png
 echo "package check passed"

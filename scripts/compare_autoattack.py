@@ -1,6 +1,6 @@
 """Our evaluation against the original AutoAttack, example by example (outside CI).
 
-  python scripts/compare_autoattack.py --model=runs/table3_small/msd/saved_model \
+  python -m scripts.compare_autoattack --model=runs/table3_small/msd/saved_model \
       --data_dir=../shared/data/mnist --ours=runs/table3_small/eval \
       --output_dir=runs/compare_autoattack
 
@@ -29,7 +29,6 @@ import venv
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 NORMS = ("linf", "l2", "l1")
 
 

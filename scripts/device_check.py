@@ -12,7 +12,7 @@ device memory, and the MNIST step fed by the real tf.data pipeline against a con
 batch. Writes results.json and results.md to --out; a time budget skips what would
 not fit (and says so).
 
-Usage: python scripts/device_check.py --out=DIR [--device=gpu|cpu] [--budget_s=420]
+Usage: python -m scripts.device_check --out=DIR [--device=gpu|cpu] [--budget_s=420]
 """
 
 import argparse
@@ -22,7 +22,6 @@ import platform
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import msd_tf  # noqa: E402,F401  (before TensorFlow: oneDNN on by default, see msd_tf.machine)
 
@@ -31,12 +30,12 @@ import msd_tf  # noqa: E402,F401  (before TensorFlow: oneDNN on by default, see 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from bench import median_time  # noqa: E402  (scripts/bench.py: the same median timing)
 
 from msd_tf import cli, data, machine, threats  # noqa: E402
 from msd_tf.adversaries import make_adversary  # noqa: E402
 from msd_tf.models import mnist_cnn, preact_resnet18  # noqa: E402
 from msd_tf.training import AdversarialTrainer  # noqa: E402
+from scripts.bench import median_time  # noqa: E402  (the same median timing)
 
 # (title, model, input shape, batch, dataset of MSD_TRAIN, steps per epoch) at the paper's
 # settings; the CPU mode shrinks batch and iterations (see SHRINK) to check the code path.

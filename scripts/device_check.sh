@@ -36,6 +36,6 @@ echo "+ GPU-relevant tests"
   -k "mirrored or mode or precision" 2>&1 | tee "$out/tests.log" | tail -3
 budget=$(( 450 - ($(date +%s) - start) ))
 echo "+ measurements (${budget}s left of the 8-minute budget)"
-"$python" scripts/device_check.py --device="$device" --out="$out" --budget_s="$budget" \
+"$python" -m scripts.device_check --device="$device" --out="$out" --budget_s="$budget" \
   2>&1 | tee "$out/device_check.log"
 echo "device check done in $(( $(date +%s) - start ))s; results in $out"

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_cpu_mode_runs_every_check_and_measures_both_steps(tmp_path):
     out = tmp_path / "check"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "device_check.py"), "--device=cpu",
+        [sys.executable, "-m", "scripts.device_check", "--device=cpu",
          f"--out={out}", "--budget_s=75"], cwd=REPO, capture_output=True, text=True,
         timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -145,7 +145,7 @@ def test_ramp_from_the_command_line(tmp_path, mnist_dir):
 
 
 def test_fuse_matches_numpy_for_each_case():
-    from msd_tf import projection
+    from msd_tf.adversaries.ramp import fuse
 
     rng = np.random.default_rng(6)
     old = rng.normal(size=(3, 4))
@@ -153,11 +153,11 @@ def test_fuse_matches_numpy_for_each_case():
     for g_n, positive in ((g_a + 0.3 * rng.normal(size=(3, 4)), True), (-g_a, False)):
         cos = (g_a * g_n).sum() / np.linalg.norm(g_a) / np.linalg.norm(g_n)
         want = old + 0.5 * g_a + 0.5 * max(cos, 0.0) * g_n
-        got = projection.fuse(old, old + g_a, old + g_n, 0.5).numpy()
+        got = fuse(old, old + g_a, old + g_n, 0.5).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-10)
         assert (cos > 0) == positive
-    assert float(projection.fuse(np.float64(1), np.float64(5), np.float64(9), 0.5)) == 5.0
-    np.testing.assert_allclose(projection.fuse(old, old + g_a, old, 0.5).numpy(),
+    assert float(fuse(np.float64(1), np.float64(5), np.float64(9), 0.5)) == 5.0
+    np.testing.assert_allclose(fuse(old, old + g_a, old, 0.5).numpy(),
                                old + 0.5 * g_a)  # no natural move: half the adversarial one
 
 
@@ -165,7 +165,7 @@ def test_projection_epoch_by_hand():
     """One epoch of two steps: the natural copy takes plain SGD steps on the clean
     batches from theta_old (checked by hand), and the epoch ends at fuse(theta_old,
     theta_adv, theta_nat) for every tensor."""
-    from msd_tf import projection
+    from msd_tf.adversaries.ramp import fuse
     from msd_tf.training import AdversarialTrainer
 
     x, y = digits(8, seed=5)
@@ -199,7 +199,7 @@ def test_projection_epoch_by_hand():
     for mine, hand in zip(seen["nat"], nat.weights):
         np.testing.assert_allclose(mine, hand.numpy(), rtol=1e-5, atol=1e-6)
     for o, a, n, f in zip(theta_old, seen["adv"], seen["nat"], seen["fused"]):
-        np.testing.assert_allclose(f, projection.fuse(o, a, n, 0.5).numpy(), rtol=1e-5,
+        np.testing.assert_allclose(f, fuse(o, a, n, 0.5).numpy(), rtol=1e-5,
                                    atol=1e-7)
     assert any(np.abs(f - a).max() > 1e-4 for a, f in zip(seen["adv"], seen["fused"]))
     np.testing.assert_array_equal(adv.natural.weights[0].numpy(), seen["fused"][0])

@@ -11,7 +11,7 @@ both, or under neither, carry no information about the difference.
     >>> flags = compare.robust_flags("runs/union_full/eval")
     >>> compare.compare_flags(flags["eat"]["union"], flags["msd"]["union"])
 
-`scripts/compare_models.py` is the command line.
+`msd_tf/compare.py` is the command line.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""msd_tf.evaluation.compare and scripts/compare_models.py: the sign test against brute
+"""msd_tf.evaluation.compare and `python -m msd_tf.compare`: the sign test against brute
 force, robust flags against a hand-computed case, and the command's bad input."""
 
 import itertools
@@ -13,7 +13,7 @@ import pytest
 
 from msd_tf.evaluation import compare, report
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "compare_models.py"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _p_by_enumeration(only_a: int, only_b: int) -> float:
@@ -101,8 +101,8 @@ def test_compare_refuses_other_examples_and_unknown_names(tmp_path):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "msd_tf.compare", *args], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
 
 
 def test_command_prints_the_table_and_one_error_line(tmp_path):

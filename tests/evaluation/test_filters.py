@@ -28,7 +28,7 @@ def test_plot_filters_script_on_an_exported_mnist_cnn(tmp_path):
     model.layers[0].kernel.assign(kernel)
     path = export_saved_model(model, str(tmp_path / "run" / "saved_model"))
     np.testing.assert_array_equal(filters.first_conv_kernel(path), kernel)
-    res = subprocess.run([sys.executable, "scripts/plot_filters.py", f"--out={tmp_path}/f",
+    res = subprocess.run([sys.executable, "-m", "msd_tf.plot_filters", f"--out={tmp_path}/f",
                           path], cwd=REPO, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert res.returncode == 0, res.stderr[-2000:]
