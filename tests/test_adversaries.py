@@ -37,6 +37,15 @@ def test_single_norm_adversary_is_pgd_of_its_norm():
                                                 seed=seed, shared_seed=seed)
     assert avg.repeats == 3 and avg.x.shape[0] == 24
     np.testing.assert_array_equal(avg.counts.numpy(), [8, 8, 8])
+    # AVG's batch is the three PGD runs, one per norm (each on its own seed stream),
+    # stacked in the order l_inf, l_2, l_1, with the labels repeated.
+    from msd_tf.attacks.randomness import fold
+
+    for i, threat in enumerate(THREATS):
+        run = pgd_delta(model, tf.constant(x), tf.constant(y), threat, fold(seed, i)).delta
+        np.testing.assert_allclose(avg.x.numpy()[8 * i:8 * (i + 1)],
+                                   np.clip(x + run.numpy(), 0, 1), atol=1e-6)
+    np.testing.assert_array_equal(avg.y.numpy(), np.tile(y, 3))
 
 
 def test_train_attack_apgd_replaces_pgd_where_it_applies():
