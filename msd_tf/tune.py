@@ -14,6 +14,10 @@ _RECIPE = flags.DEFINE_list("recipe", None, "The recipe: a flagfile (and overrid
                             "--recipe=--flagfile=flags/mnist/S/msd.cfg.")
 _VARIANT = flags.DEFINE_multi_string("variant", [], "name=flags (space-separated) added "
                                      "after the recipe; repeat for several.")
+_GRID = flags.DEFINE_enum("grid", None, ["c2"], "Add a variant for every point of a grid: c2, "
+                          "the paper's MNIST step sizes (appendix C.2: alpha_1 in {0.75, "
+                          "0.8, 1.0, 2.0}, alpha_2 in {0.1, 0.2}, alpha_inf in {0.01, 0.02, "
+                          "0.03}; 24 variants).")
 _BUDGET = flags.DEFINE_string(
     "budget", None, "S, M (msd_tf.benchmarks.budgets) or a number of example-passes: every "
     "variant's epochs re-cut to spend it (times --share); unset: each variant's own epochs.")
@@ -45,6 +49,8 @@ def main(argv):
         if not name or name in variants or name == "base" or os.sep in name:
             cli.fail(f"--variant {v!r}: give each a new name (not base), as name=flags.")
         variants[name] = extra.split()
+    if _GRID.value:
+        variants.update(search.grid_variants(search.GRIDS[_GRID.value]))
     budget = _BUDGET.value
     if budget is not None:
         try:

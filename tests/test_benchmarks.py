@@ -226,6 +226,24 @@ def test_reproduce_bad_input_gives_one_error_line(tmp_path, args, message):
     assert "Traceback" not in res.stderr
 
 
+def test_the_c2_grid_is_the_papers_step_size_space_at_one_budget(tmp_path, mnist_dir):
+    import itertools
+
+    grid = search.grid_variants(search.C2_GRID)
+    want = set(itertools.product((0.75, 0.8, 1.0, 2.0), (0.1, 0.2), (0.01, 0.02, 0.03)))
+    got = {tuple(float(f.split("=")[1]) for f in flags) for flags in grid.values()}
+    assert len(grid) == 24 and got == want
+    res = subprocess.run([sys.executable, "-m", "msd_tf.tune", "--grid=c2", "--dry_run",
+                          "--recipe=--flagfile=flags/mnist/S/msd.cfg",
+                          f"--data_dir={mnist_dir}", f"--output_dir={tmp_path}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-1500:]
+    trains = [line for line in res.stdout.splitlines() if "-m msd_tf.main" in line]
+    assert len(trains) == 25  # the recipe itself and the 24 points
+    assert sum("--l1_alpha=0.75" in t and "--l2_alpha=0.2" in t and "--linf_alpha=0.03" in t
+               for t in trains) == 1
+
+
 def test_tune_refuses_test_digits(tmp_path):
     res = subprocess.run([sys.executable, "-m", "msd_tf.tune",
                           "--recipe=--flagfile=flags/smoke.cfg", "--tune_split=test[:100]",

@@ -25,6 +25,23 @@ TUNE_ATTACKS = ("apgd_ce_linf", "apgd_t_linf", "apgd_ce_l2", "apgd_t_l2", "apgd_
                 "apgd_t_l1")
 
 
+# The paper's MNIST step-size search space (appendix C.2).
+C2_GRID = {"l1_alpha": (0.75, 0.8, 1.0, 2.0), "l2_alpha": (0.1, 0.2),
+           "linf_alpha": (0.01, 0.02, 0.03)}
+GRIDS = {"c2": C2_GRID}
+
+
+def grid_variants(grid: dict) -> dict:
+    """{name: flags} for every combination of `grid`'s values, e.g.
+    "l1_alpha0.75-l2_alpha0.1-linf_alpha0.01": ["--l1_alpha=0.75", ...]."""
+    import itertools
+
+    names = sorted(grid)
+    return {"-".join(f"{n}{v:g}" for n, v in zip(names, values)):
+            [f"--{n}={v:g}" for n, v in zip(names, values)]
+            for values in itertools.product(*(grid[n] for n in names))}
+
+
 @dataclasses.dataclass(frozen=True)
 class Search:
     """A recipe search.
