@@ -3,7 +3,8 @@
 
 Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong` adds AutoAttack's
 standard attacks per norm, APGD-CE, APGD-T and Square, and Sparse-RS for l_1;
-`--suite=autoattack` runs AutoAttack's standard attacks alone) on
+`--suite=autoattack` runs AutoAttack's standard attacks alone; `--suite=tb19` Tramer and
+Boneh's, the paper's Table 5) on
 SavedModels (or training-run folders, whose newest checkpoint that restores is
 loaded) and writes, in `--output_dir`: results.md (laid out like Table 3, one column
 per model), results.json (numbers and provenance), results.csv, one per-example npz
@@ -20,7 +21,6 @@ code); the pipeline is a library usable from Python without absl.
 A SavedModel is a program: loading one runs its graph. Evaluate only models you trust.
 """
 
-import json
 import os
 
 from absl import app, flags
@@ -36,10 +36,13 @@ _NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 1000, "First N examples of 
                                      lower_bound=1)
 _RESTARTS = flags.DEFINE_integer("restarts", 10, "Random restarts per attack.", lower_bound=1)
 _SUITE = flags.DEFINE_enum(
-    "suite", "paper", ["paper", "strong", "autoattack"],
+    "suite", "paper", ["paper", "strong", "autoattack", "tb19"],
     "paper: every attack of section 7; strong: plus, per norm and on the examples still "
     "robust, AutoAttack's standard APGD-CE, APGD-T and Square, and Sparse-RS for l_1; "
-    "autoattack: AutoAttack's standard version alone (without FAB-T).")
+    "autoattack: AutoAttack's standard version alone (APGD-CE, APGD-T, FAB-T, Square); "
+    "tb19: Tramer and Boneh's MNIST attacks (Table 5: PGD and HopSkipJump l_inf; PGD, "
+    "Boundary and C&W l_2; SLIDE, Pointwise and EAD l_1), each run once (--restarts "
+    "does not apply).")
 _APGD_STEPS = flags.DEFINE_integer("apgd_steps", 100, "APGD iterations (strong suite).",
                                    lower_bound=1)
 _SQUARE_QUERIES = flags.DEFINE_integer(
@@ -108,20 +111,20 @@ def main(argv):
             budget=_BUDGET.value, eps=eps, apgd_steps=_APGD_STEPS.value,
             queries=_SQUARE_QUERIES.value, only_robust=_ONLY_ROBUST.value,
             curves=_CURVES.value, steps=pipeline.parse_attack_steps(_ATTACK_STEPS.value))
-        pipeline.evaluate(_MODELS.value, dataset=f.dataset, data_dir=f.data_dir,
-                          split=f.eval_split, num_examples=_NUM_EXAMPLES.value,
-                          output_dir=f.output_dir, specs=specs, batch_size=_EVAL_BATCH.value,
-                          seed=f.seed, suite_name=_SUITE.value, cache_dir=_CACHE_DIR.value,
-                          jit_compile=f.jit_compile, prune_with=_PRUNE_WITH.value,
-                          draw_curves=_CURVES.value)
+        from msd_tf.evaluation.records import EvalConfig
+
+        config = EvalConfig(
+            f.dataset, specs, split=f.eval_split, num_examples=_NUM_EXAMPLES.value,
+            data_dir=f.data_dir, output_dir=f.output_dir, suite_name=_SUITE.value,
+            batch_size=_EVAL_BATCH.value, seed=f.seed, cache_dir=_CACHE_DIR.value,
+            jit_compile=f.jit_compile, prune_with=_PRUNE_WITH.value, draw_curves=_CURVES.value)
+        result = pipeline.evaluate(_MODELS.value, config)
     except (pipeline.EvalError, data.DataError) as e:
         cli.fail(str(e))
-    with open(os.path.join(f.output_dir, "results.md")) as fh:
-        print(fh.read())
-    with open(os.path.join(f.output_dir, "results.json")) as fh:
-        for name, ws in json.load(fh)["warnings"].items():
-            for w in ws:
-                print(f"WARNING [{name}]: {w}", flush=True)
+    print(result.markdown)
+    for name, model in result.models.items():  # last, where a reader of the output looks
+        for w in model.warnings:
+            print(f"WARNING [{name}]: {w}", flush=True)
 
 
 def run():

@@ -17,7 +17,7 @@ import tensorflow as tf
 from msd_tf import compute
 from msd_tf.adversaries import Adversary, TrainingStep
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import fold
 from msd_tf.threats import NORMS
 
 

@@ -31,8 +31,8 @@ import tensorflow as tf  # noqa: E402
 from msd_tf import machine, projections, threats  # noqa: E402
 from msd_tf.attacks import msd_delta  # noqa: E402
 from msd_tf.attacks.losses import cross_entropy  # noqa: E402
-from msd_tf.attacks.randomness import as_seed
 from msd_tf.models import mnist_cnn  # noqa: E402
+from msd_tf.seeding import as_seed  # noqa: E402
 
 
 def median_time(fn, repeats: int) -> float:

@@ -12,8 +12,9 @@
    virtual environment made on first use in `--venv` (`pip install torch
    pyautoattack==0.2.0`; neither is a project dependency). AutoAttack's standard
    version runs per norm at the paper's radii.
-3. Checks every AutoAttack example with our TensorFlow model (misclassified, inside the
-   ball within 1e-5 relative, inside [0, 1]) and, given `--ours` (an
+3. Checks every AutoAttack example with our TensorFlow model by our evaluation's own
+   rule (`msd_tf.evaluation.checks`: `verify`, a fresh forward pass misclassifies it
+   inside [0, 1], and `within`, its norm is inside the radius) and, given `--ours` (an
    `msd_tf.evaluate` output folder of the same model and digits), compares the robust
    flags: writes `comparison.json` / `comparison.md` (robust accuracy per norm and
    union for both, and how many examples each calls robust that the other breaks).
@@ -28,8 +29,9 @@ import venv
 
 import numpy as np
 
+from msd_tf.threats import NORMS
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NORMS = ("linf", "l2", "l1")
 
 
 def describe(model) -> tuple[list[dict], dict]:
@@ -93,13 +95,13 @@ def _ported(args, path: str):
 
 
 def _verified(model, x, y, x_adv, norm: str, eps: float) -> np.ndarray:
-    """Where AutoAttack's example fools our model inside ball and box."""
-    from msd_tf.evaluation.checks import lp_norms
+    """Where AutoAttack's example fools our model inside ball and box, by the rule of our
+    evaluation (`checks.verify`, then `checks.broken_at`, i.e. `checks.within`)."""
+    from msd_tf.evaluation import checks
 
-    inside = (lp_norms(x_adv, x, norm) <= eps * (1 + 1e-5)) & (x_adv.min((1, 2, 3)) >= 0) & (
-        x_adv.max((1, 2, 3)) <= 1)
-    wrong = model.predict(x_adv, batch_size=500, verbose=0).argmax(1) != y
-    return inside & wrong
+    sound, norms, _ = checks.verify(lambda t: model(t, training=False), x, y, x_adv,
+                                    np.ones(len(x), bool), norm=norm)
+    return checks.broken_at(sound, norms, eps)
 
 
 def _ours(folder: str, model_name: str | None, n: int) -> dict:
@@ -127,7 +129,7 @@ def main():
     parser.add_argument("--ours", default=None, help="an msd_tf.evaluate --output_dir")
     parser.add_argument("--ours_model", default=None, help="model name in --ours")
     parser.add_argument("--output_dir", default="runs/compare_autoattack")
-    parser.add_argument("--norms", default="linf,l2,l1")
+    parser.add_argument("--norms", default=",".join(NORMS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch_python", default=None)
     parser.add_argument("--venv", default=os.path.expanduser("~/.cache/msd_tf/autoattack-venv"))

@@ -6,7 +6,7 @@ import tensorflow as tf
 from msd_tf import adversaries
 from msd_tf.adversaries import ADVERSARIES, eat_choice, make_adversary
 from msd_tf.attacks import pgd_delta
-from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import fold
 from msd_tf.threats import NORMS, ThreatModel
 from tests.attacks.helpers import digits, small_cnn
 
@@ -39,7 +39,7 @@ def test_single_norm_adversary_is_pgd_of_its_norm():
     np.testing.assert_array_equal(avg.counts.numpy(), [8, 8, 8])
     # AVG's batch is the three PGD runs, one per norm (each on its own seed stream),
     # stacked in the order l_inf, l_2, l_1, with the labels repeated.
-    from msd_tf.attacks.randomness import fold
+    from msd_tf.seeding import fold
 
     for i, threat in enumerate(THREATS):
         run = pgd_delta(model, tf.constant(x), tf.constant(y), threat, fold(seed, i)).delta

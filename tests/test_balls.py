@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from msd_tf import balls, threats
 from msd_tf.evaluation.checks import lp_norms
-from msd_tf.rng import as_seed
+from msd_tf.seeding import as_seed
 
 DUAL = {"linf": 1, "l2": 2}  # the dual norm's order: a steepest step gains alpha * ||g||_*
 

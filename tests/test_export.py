@@ -58,6 +58,7 @@ def test_the_same_weights_saved_differently_meet_the_same_random_starts(tmp_path
         pytest.skip(f"real MNIST test split not found at {SHARED_MNIST}")
     from msd_tf import data, fingerprints
     from msd_tf.evaluation import pipeline, runner
+    from msd_tf.evaluation.records import EvalConfig
     from tests.attacks.helpers import small_cnn
 
     model = small_cnn(seed=7)
@@ -77,9 +78,9 @@ def test_the_same_weights_saved_differently_meet_the_same_random_starts(tmp_path
                                  suite_name="strong", budget="fast", eps={})
     out = {}
     for name, path in (("a", first), ("b", other)):
-        pipeline.evaluate([path], dataset="mnist", data_dir=str(SHARED_MNIST),
-                          split="test[:24]", num_examples=24, output_dir=str(tmp_path / name),
-                          specs=specs, batch_size=12, verbose=False, draw_curves=False)
+        pipeline.evaluate([path], EvalConfig(
+            "mnist", specs, data_dir=str(SHARED_MNIST), split="test[:24]", num_examples=24,
+            output_dir=str(tmp_path / name), batch_size=12, verbose=False, draw_curves=False))
         out[name] = np.load(next((tmp_path / name).glob("per_example_*.npz")))
         prov = json.loads((tmp_path / name / "results.json").read_text())["provenance"]["models"]
         assert next(iter(prov.values()))["weights_sha256"] == a.weights_fingerprint

@@ -156,6 +156,18 @@ def test_evaluation_flagfile_builds_its_suite(path):
         slow = {"boundary", "cw_l2", "pointwise_l2", "pointwise_l1"}
         assert [s.name for s in specs] == [s.name for s in strong if s.name not in slow]
         return
+    if path.name == "mnist_eval.cfg" and "tb19" in str(path):
+        # Table 5: Tramer and Boneh's 8 attacks, one run each, at the MNIST radii.
+        from msd_tf.evaluation import suite
+
+        assert f.suite == "tb19" and f.restarts == 1 and f.num_examples == 1000
+        assert [s.name for s in specs] == [
+            "pgd_linf", "hsj_linf", "pgd_l2", "boundary", "cw_l2", "slide", "pointwise_l1",
+            "ead"]
+        assert specs == suite.tb19_suite("mnist")
+        assert [s.restarts for s in specs] == [1] * 8
+        assert {s.norm: s.eps for s in specs} == {"linf": 0.3, "l2": 2.0, "l1": 10.0}
+        return
     if "tb19" in str(path):  # Table 6: no restarts, the union over l_inf and l_1 only
         assert {s.norm for s in specs} == {"linf", "l1"}
         assert [s.restarts for s in specs] == [1] * 7

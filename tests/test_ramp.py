@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from msd_tf.adversaries import RAMP, kl_on_correct, make_adversary
 from msd_tf.evaluation.checks import lp_norms
-from msd_tf.rng import as_seed
+from msd_tf.seeding import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, small_cnn
 

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from msd_tf.adversaries import make_adversary
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import fold
 from msd_tf.threats import NORMS, ThreatModel
 from tests.attacks.helpers import digits
 

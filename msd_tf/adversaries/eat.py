@@ -5,8 +5,7 @@ import tensorflow as tf
 
 from msd_tf.adversaries.base import Adversary, AdversaryOutput, TrainingStep, _per_norm
 from msd_tf.attacks.base import adversarial_images
-from msd_tf.attacks.randomness import fold
-from msd_tf.seeding import EAT_STREAM
+from msd_tf.seeding import EAT_STREAM, fold
 from msd_tf.threats import NORMS
 
 

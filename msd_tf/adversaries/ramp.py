@@ -14,7 +14,7 @@ from msd_tf.adversaries.base import (
     train_attack_delta,
 )
 from msd_tf.attacks.base import adversarial_images, broadcast_mask
-from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import fold
 
 
 class RAMP(Adversary):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from msd_tf.adversaries.base import Adversary, AdversaryOutput, _per_norm, train_attack_delta
 from msd_tf.attacks import worst_case_delta
 from msd_tf.attacks.base import adversarial_images
-from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import fold
 from msd_tf.threats import NORMS
 
 

@@ -9,6 +9,7 @@ a public, compiled function returning adversarial images; `ATTACKS` names them a
               Hein 2020)
   square      Square, gradient-free, l_inf, l_2 and l_1 (Andriushchenko et al. 2020)
   sparse_rs   Sparse-RS, gradient-free, in the l_1 ball (Croce et al. 2022)
+  slide       SLIDE, sparse l_1 descent, project-then-clip (Tramer and Boneh 2019)
   msd         multi steepest descent over a union of balls (Maini et al. 2020)
   worst_case  MAX: the worst of PGD in every ball of a union
 
@@ -24,10 +25,11 @@ from typing import Callable
 from msd_tf.attacks.apgd import apgd
 from msd_tf.attacks.base import AttackOutput
 from msd_tf.attacks.fab import fab_t, fab_t_delta
-from msd_tf.attacks.losses import cross_entropy, dlr, margin
+from msd_tf.attacks.losses import cross_entropy, dlr, margin, margin_loss
 from msd_tf.attacks.mim import mim, mim_delta
 from msd_tf.attacks.msd import msd, msd_delta
 from msd_tf.attacks.pgd import pgd, pgd_delta
+from msd_tf.attacks.slide import slide, slide_delta
 from msd_tf.attacks.sparse_rs import sparse_rs, sparse_rs_delta
 from msd_tf.attacks.square import square, square_delta
 from msd_tf.attacks.worst_case import worst_case, worst_case_delta
@@ -61,12 +63,14 @@ ATTACKS = {
     "fab_t": Attack(fab_t, NORMS),
     "square": Attack(square, NORMS, queries=True),
     "sparse_rs": Attack(sparse_rs, ("l1",), queries=True),
+    "slide": Attack(slide, ("l1",)),
     "msd": Attack(msd, NORMS, union=True),
     "worst_case": Attack(worst_case, NORMS, union=True),
 }
 
 __all__ = [
     "ATTACKS", "Attack", "AttackOutput", "apgd", "cross_entropy", "dlr", "fab_t", "fab_t_delta",
-    "margin", "mim", "mim_delta", "msd", "msd_delta", "pgd", "pgd_delta", "sparse_rs",
-    "sparse_rs_delta", "square", "square_delta", "worst_case", "worst_case_delta",
+    "margin", "margin_loss", "mim", "mim_delta", "msd", "msd_delta", "pgd", "pgd_delta",
+    "slide", "slide_delta", "sparse_rs", "sparse_rs_delta", "square", "square_delta",
+    "worst_case", "worst_case_delta",
 ]

@@ -26,11 +26,11 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from msd_tf import balls, norms
+from msd_tf import balls, shapes
 from msd_tf.attacks import apgd_l1, base, compiled
 from msd_tf.attacks.losses import LOSSES, check_loss, cross_entropy
-from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
-from msd_tf.attacks.step import project_onto
+from msd_tf.balls import project_onto, random_in_ball
+from msd_tf.seeding import INIT_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 # l_1-APGD's radius schedule, in units of eps (AutoAttack's standard version for L1).
@@ -117,7 +117,7 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
 
     def body(s):
         a = tf.where(s["i"] > 0, momentum, 1.0)
-        step = norms.expand_to_rank(s["eta"], x) * ball.unit_step(s["grad"])
+        step = shapes.expand_to_rank(s["eta"], x) * ball.unit_step(s["grad"])
         z = project_onto(x, s["delta"] + step, threat)
         new = project_onto(
             x, s["delta"] + a * (z - s["delta"]) + (1 - a) * (s["delta"] - s["prev"]), threat)

@@ -37,9 +37,9 @@ import math
 
 import tensorflow as tf
 
-from msd_tf import norms, projections
+from msd_tf import projections, shapes
 from msd_tf.attacks import base
-from msd_tf.attacks.randomness import INIT_STREAM, fold
+from msd_tf.seeding import INIT_STREAM, fold
 
 # AutoAttack's constants for L1 (Croce and Hein 2021, section 3).
 _FIRST_SPARSITY = 0.2      # fraction of coordinates the first direction moves
@@ -62,13 +62,13 @@ def phase_iterations(steps: int, eps_factors) -> list[int]:
 
 def _non_zeros(delta: tf.Tensor) -> tf.Tensor:
     """Per-example number of non-zero coordinates (`[B]`, float32)."""
-    return tf.reduce_sum(tf.cast(norms.flatten(delta) != 0, tf.float32), axis=1)
+    return tf.reduce_sum(tf.cast(shapes.flatten(delta) != 0, tf.float32), axis=1)
 
 
 def _direction(grad: tf.Tensor, sparsity: tf.Tensor) -> tf.Tensor:
     """Signs of the coordinates with |grad| >= the value at rank floor((1 - sparsity) n)
     of the ascending |grad| (AutoAttack's rule), divided by their count: l_1 norm 1."""
-    flat = norms.flatten(grad)
+    flat = shapes.flatten(grad)
     n = tf.shape(flat)[1]
     ascending = tf.sort(tf.abs(flat), axis=1)
     rank = tf.cast(tf.math.floor((1.0 - sparsity) * tf.cast(n, tf.float32)), tf.int32)
@@ -112,7 +112,7 @@ def l1_phase(model, x, y, delta0, *, eps: float, iterations: int, loss_fn,
                  last_non_zeros=last_non_zeros)
 
     def body(s):
-        step = norms.expand_to_rank(s["step"], x)
+        step = shapes.expand_to_rank(s["step"], x)
         new = projections.project_l1_box(x, s["delta"] + step * _direction(
             s["grad"], s["sparsity"]), eps)
         compact = loss_for is not None

@@ -3,8 +3,9 @@ and its gradient, and keeping the best of several runs.
 
 Graph-level functions (`*_delta`) are plain TensorFlow and run inside any
 `tf.function` (the Keras `train_step` calls them); `compile.run` gives each its
-public, compiled face. Seeds and random starts: `randomness.py`; one projected
-steepest-ascent step: `step.py`.
+public, compiled face. Seeds: `msd_tf.seeding`; random starts and one projected
+steepest-ascent step of a threat model: `msd_tf.balls` (`random_in_ball`,
+`projected_step`).
 """
 
 import dataclasses

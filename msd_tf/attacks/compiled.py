@@ -7,7 +7,7 @@ from typing import Callable
 import tensorflow as tf
 
 from msd_tf.attacks.base import adversarial_images
-from msd_tf.attacks.randomness import as_seed
+from msd_tf.seeding import as_seed
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 

@@ -1,6 +1,6 @@
 """The per-example losses the attacks and the trainer share (`[B]`, from logits and int
-labels): cross-entropy, the margin, and the DLR losses of APGD (Croce and Hein 2020).
-`LOSSES` names the ones APGD ascends."""
+labels): cross-entropy, the margin (and its negation, a loss to ascend), and the DLR
+losses of APGD (Croce and Hein 2020). `LOSSES` names the ones APGD ascends."""
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +19,13 @@ def margin(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
     z_y = tf.gather(logits, y, axis=1, batch_dims=1)
     others = tf.where(tf.one_hot(y, tf.shape(logits)[1]) > 0, -np.inf, logits)
     return z_y - tf.reduce_max(others, axis=1)
+
+
+def margin_loss(logits: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    """The margin as a loss to ascend: -(z_y - max_{j != y} z_j) per example (`[B]`);
+    > 0 means misclassified. Tramer and Boneh's PGD and SLIDE loss (their
+    `compute_grad`; Carlini and Wagner's f_6 at confidence 0)."""
+    return -margin(logits, y)
 
 
 def dlr(logits: tf.Tensor, y: tf.Tensor, target: tf.Tensor | None = None) -> tf.Tensor:

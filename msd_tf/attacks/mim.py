@@ -6,11 +6,11 @@ References:
 
 import tensorflow as tf
 
-from msd_tf import norms
+from msd_tf import balls, shapes
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
-from msd_tf.attacks.step import projected_step
+from msd_tf.balls import projected_step, random_in_ball
+from msd_tf.seeding import INIT_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 
@@ -39,7 +39,7 @@ def mim_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
             _, logits, grad = base.loss_and_grad_on(
                 model, x, delta, y, live, compact=compact and stop_when_fooled,
                 training=training, loss_fn=loss_fn)
-            l1 = norms.expand_to_rank(norms.per_example_norm(grad, "l1"), grad)
+            l1 = shapes.expand_to_rank(balls.per_example_norm(grad, "l1"), grad)
             momentum = decay * momentum + grad / tf.maximum(l1, 1e-12)
             candidate = projected_step(x, delta, momentum, threat, seed)
             if not stop_when_fooled:

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import INIT_STREAM, fold, random_in_ball
-from msd_tf.attacks.step import projected_step
+from msd_tf.balls import projected_step, random_in_ball
+from msd_tf.seeding import INIT_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 

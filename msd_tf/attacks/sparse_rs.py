@@ -25,8 +25,8 @@ import tensorflow as tf
 
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import margin
-from msd_tf.attacks.randomness import INIT_STREAM, fold
 from msd_tf.attacks.square import schedule_fraction
+from msd_tf.seeding import INIT_STREAM, fold
 from msd_tf.threats import QUERIES, ThreatModel
 
 ALPHA_INIT = 0.3  # initial fraction of the k pixels a candidate moves

@@ -35,10 +35,10 @@ gradients), which gradient attacks cannot detect by themselves.
 import numpy as np
 import tensorflow as tf
 
-from msd_tf import norms, projections
+from msd_tf import balls, projections, shapes
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import margin
-from msd_tf.attacks.randomness import INIT_STREAM, fold
+from msd_tf.seeding import INIT_STREAM, fold
 from msd_tf.threats import QUERIES, ThreatModel
 
 _HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # of every 10,000 queries
@@ -130,7 +130,7 @@ def _sum_hw(t):
 
 
 def _per_example(t, norm):
-    return norms.expand_to_rank(norms.per_example_norm(t, norm), t)
+    return shapes.expand_to_rank(balls.per_example_norm(t, norm), t)
 
 
 def _grid_init(x, seed, patterns: np.ndarray):

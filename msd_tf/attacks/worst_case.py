@@ -12,7 +12,7 @@ import tensorflow as tf
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import cross_entropy
 from msd_tf.attacks.pgd import pgd_delta
-from msd_tf.attacks.randomness import fold
+from msd_tf.seeding import fold
 from msd_tf.threats import ThreatModel
 
 

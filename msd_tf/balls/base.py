@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from msd_tf import projections, shapes
-from msd_tf.rng import fold
+from msd_tf.seeding import fold
 from msd_tf.threats import ThreatModel
 
 

@@ -5,8 +5,7 @@ import tensorflow as tf
 
 from msd_tf import projections, shapes, steps
 from msd_tf.balls.base import Ball
-from msd_tf.rng import fold
-from msd_tf.seeding import K_STREAM
+from msd_tf.seeding import K_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 

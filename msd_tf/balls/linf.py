@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from msd_tf import projections, shapes, steps
 from msd_tf.balls.base import Ball
-from msd_tf.rng import fold
+from msd_tf.seeding import fold
 
 
 class Linf(Ball):

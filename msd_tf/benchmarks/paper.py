@@ -38,7 +38,9 @@ TABLE_4 = _table({
     "msd": (81.1, 48.0, 64.3, 53.0, 47.0),
 })
 
-# Table 5: MNIST MSD at Tramer and Boneh's thresholds (radii not given in PAPER_NOTES).
+# Table 5: the MNIST MSD model under Tramer and Boneh's evaluation (their attacks, no
+# restarts) at radii 0.3 / 2.0 / 10 (l_inf / l_2 / l_1); `--suite=tb19`,
+# flags/tb19/mnist_eval.cfg.
 TABLE_5 = {"msd": dict(zip(COLUMNS, (98.3, 75.9, 67.9, 74.8, 65.2)))}
 
 # Table 7: CIFAR-10-C accuracy (mean over corruptions and severities).

@@ -14,17 +14,12 @@ from msd_tf.evaluation.suite import ADDED_KINDS
 from msd_tf.threats import NORMS
 
 
-def broken(record: dict) -> np.ndarray:
-    """Examples a recorded attack broke at its radius."""
-    return broken_at(record["sound"], record["norms"], record["spec"].eps)
-
-
 def aggregate(clean: np.ndarray, records: dict) -> dict:
     """Per-attack, per-threat-model and all-attacks robust accuracy.
 
     Args:
       clean: `[N]` bool, correctly classified without attack.
-      records: attack name -> {"spec", "sound", "norms", "rejected"} (`[N]` arrays).
+      records: attack name -> `records.AttackRecord`, in suite order.
 
     Returns:
       A JSON-ready dict: clean accuracy, per attack {label, norm, eps, acc, rejected,
@@ -38,7 +33,7 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
     any_broken = np.zeros(n, bool)
     per_norm = {}
     for name, rec in records.items():
-        spec, b = rec["spec"], broken(rec)
+        spec, b = rec.spec, rec.broken()
         per_norm.setdefault(spec.norm, [np.zeros(n, bool), spec.eps, []])
         # An attack run only on the examples its norm's earlier attacks left robust
         # (AutoAttack's protocol) reports the accuracy against it and those before it.
@@ -46,7 +41,7 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
         out["attacks"][name] = {
             "label": spec.label(), "norm": spec.norm, "eps": spec.eps,
             "acc": float((clean & ~row).mean()) if n else 0.0,
-            "rejected": int(np.sum(rec["rejected"])), "minimizes": spec.minimizes,
+            "rejected": int(np.sum(rec.rejected)), "minimizes": spec.minimizes,
             "only_robust": spec.only_robust}
         per_norm[spec.norm][0] |= b
         per_norm[spec.norm][2].append(name)
@@ -57,18 +52,18 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
             out["norms"][norm] = {"eps": eps, "acc": float((clean & ~b).mean()) if n else 0.0,
                                   "attacks": names}
     out["all"] = float((clean & ~any_broken).mean()) if n else 0.0
-    added = [name for name, rec in records.items() if rec["spec"].kind in ADDED_KINDS]
+    added = [name for name, rec in records.items() if rec.spec.kind in ADDED_KINDS]
     if added and len(added) < len(records):  # both kinds ran (not --suite=autoattack alone)
         # How much the paper's protocol overestimates robustness: examples that every
         # paper attack fails on but an added attack (APGD, Square, Sparse-RS) breaks;
         # and the accuracy against the paper's attacks alone.
         out["broken_only_by_added"], out["paper_only"] = {}, {}
         for norm in list(out["norms"]) + ["all"]:
-            sel = [nm for nm, rec in records.items() if norm in ("all", rec["spec"].norm)]
+            sel = [nm for nm, rec in records.items() if norm in ("all", rec.spec.norm)]
             paper = np.zeros(n, bool)
             extra = np.zeros(n, bool)
             for nm in sel:
-                (extra if nm in added else paper).__ior__(broken(records[nm]))
+                (extra if nm in added else paper).__ior__(records[nm].broken())
             out["broken_only_by_added"][norm] = float((clean & ~paper & extra).mean()) \
                 if n else 0.0
             out["paper_only"][norm] = float((clean & ~paper).mean()) if n else 0.0
@@ -84,8 +79,8 @@ def accuracy_at_radii(clean: np.ndarray, records: dict, norm: str, radii, *,
     only, so at other radii its norms are no measurement: `minimization_only=True`
     uses the minimization attacks alone (a measurement at every radius).
     """
-    norms = [rec["norms"] for rec in records.values() if rec["spec"].norm == norm
-             and (rec["spec"].minimizes or not minimization_only)]
+    norms = [rec.norms for rec in records.values() if rec.spec.norm == norm
+             and (rec.spec.minimizes or not minimization_only)]
     if not norms:
         return np.full(len(radii), np.nan)
     smallest = np.min(np.stack(norms), axis=0)

@@ -21,8 +21,9 @@ import os
 import numpy as np
 
 from msd_tf.evaluation import aggregate
+from msd_tf.threats import NORMS
 
-THREATS = ("linf", "l2", "l1", "union")
+THREATS = (*NORMS, "union")
 
 
 class CompareError(ValueError):

@@ -5,8 +5,10 @@ command line. Usable from Python:
     >>> from msd_tf.evaluation import pipeline
     >>> specs = pipeline.build_suite("mnist", None, restarts=1, suite_name="strong",
     ...                              budget="paper", eps={})
-    >>> pipeline.evaluate(["runs/mnist/msd/saved_model"], dataset="mnist", data_dir=None,
-    ...                   split="test", num_examples=500, output_dir="runs/eval", specs=specs)
+    >>> config = pipeline.EvalConfig("mnist", specs, split="test[:1000]", num_examples=500,
+    ...                              output_dir="runs/eval")
+    >>> result = pipeline.evaluate(["runs/mnist/msd/saved_model"], config)
+    >>> print(result.markdown)
 
 A SavedModel is a program: loading one runs its graph. Evaluate only models you trust.
 """
@@ -20,6 +22,7 @@ import numpy as np
 
 from msd_tf import data, fingerprints, machine, protocol
 from msd_tf.evaluation import aggregate, checks, corruptions, profiling, report, runner, suite
+from msd_tf.evaluation.records import EvalConfig, ModelResult
 from msd_tf.export import ModelLoadError, load_model, model_name
 from msd_tf.threats import QUERIES
 
@@ -31,15 +34,18 @@ class EvalError(ValueError):
 def build_suite(dataset: str, names, *, restarts: int, suite_name: str, budget: str, eps,
                 apgd_steps: int = 100, queries: int = QUERIES, only_robust=(), steps=None,
                 curves: bool = True):
-    """The attacks of `suite_name` ("paper", "strong" or "autoattack"), or the `names`
-    among them in that order; `only_robust` names become `only_robust`, `steps`
+    """The attacks of `suite_name` ("paper", "strong", "autoattack" or "tb19"), or the
+    `names` among them in that order; `only_robust` names become `only_robust`, `steps`
     (name -> int) overrides budgets. `restarts` applies to the paper's attacks (and
-    raises APGD-CE's in the strong suite); the autoattack suite keeps AutoAttack's.
+    raises APGD-CE's in the strong suite); the autoattack suite keeps AutoAttack's, and
+    the tb19 suite (Tramer and Boneh's attacks, Table 5) runs every attack once.
     `curves=False` (strong suite): minimization attacks run only on what is still robust
     too (no accuracy-against-radius curves)."""
     if suite_name == "autoattack":
         specs = suite.autoattack_suite(dataset, eps=eps, budget=budget,
                                        apgd_steps=apgd_steps, queries=queries)
+    elif suite_name == "tb19":
+        specs = suite.tb19_suite(dataset, eps=eps, budget=budget)
     else:
         specs = suite.paper_suite(dataset, restarts=restarts, eps=eps, budget=budget)
     if suite_name == "strong":
@@ -142,89 +148,140 @@ def _trained_on_evaluated(trained_on: str | None, split: str, n: int,
             f"({evaluated}): its robust accuracy there is not a test figure."] if shared else []
 
 
-def evaluate(model_paths, *, dataset: str, data_dir, split: str, num_examples: int,
-             output_dir: str, specs, batch_size: int = 100, seed: int = 0,
-             verbose: bool = True, on_compute=None, suite_name: str = "custom",
-             cache_dir: str | None = None, jit_compile: bool = False,
-             prune_with: str | None = None, draw_curves: bool = True) -> dict:
-    """Evaluates every model; writes all report files (curves.png if `draw_curves`);
-    returns the summaries."""
-    x, y = data.load_arrays(dataset, split, data_dir)
-    x, y = x[:num_examples], y[:num_examples]
-    classes = data.DATASETS[dataset]["classes"]
-    os.makedirs(output_dir, exist_ok=True)
+@dataclasses.dataclass(frozen=True)
+class EvalResult:
+    """What `evaluate` returns: each model's result, results.md's text and the files."""
+
+    models: dict
+    markdown: str
+    paths: dict
+
+    @property
+    def summaries(self) -> dict:
+        return {name: r.summary for name, r in self.models.items()}
+
+
+def evaluate(model_paths, config: EvalConfig, *, on_compute=None) -> EvalResult:
+    """Evaluates every model (`evaluate_model`), writes each one's files (`report_model`)
+    and the evaluation's (`report_evaluation`); returns what they hold.
+
+    Raises:
+      EvalError: a model cannot be loaded or does not fit the data.
+      data.DataError: the examples cannot be loaded.
+    """
+    x, y = data.load_arrays(config.dataset, config.split, config.data_dir)
+    x, y = x[:config.num_examples], y[:config.num_examples]
+    os.makedirs(config.output_dir, exist_ok=True)
     code = runner.code_version()
     keys = runner.example_keys(x, y)
-    summaries, curves, warnings, models, profiles = {}, {}, {}, {}, {}
+    results = {}
     for path in model_paths:
         name = model_name(path)
-        while name in models:
+        while name in results:
             name += "_"
-        loaded = load_checked(path, x, classes, dataset)
-        weights = loaded.weights_fingerprint
-        models[name] = {"path": path, "abspath": os.path.abspath(path),
-                        "source": loaded.source, "fingerprint": loaded.fingerprint,
-                        "weights_sha256": weights,
-                        # what trained it (msd_tf.json of a SavedModel exported by
-                        # msd_tf.main; None for other models): msd_tf.protocol
-                        "trained_on": loaded.metadata.get("train_split"),
-                        "protocol": loaded.metadata.get("protocol")}
-        print(f"Model {name}: {os.path.abspath(path)} ({loaded.source}), "
-              f"sha256 {loaded.fingerprint}", flush=True)
-        warnings[name] = checks.sanity_warnings(loaded.logits_fn, x, y)
-        warnings[name] += _trained_on_evaluated(models[name]["trained_on"], split, len(x),
-                                                dataset)
-        for w in warnings[name]:
-            print(f"WARNING [{name}]: {w}", file=sys.stderr, flush=True)
-        clean, records, grid = runner.run_suite(
-            name, loaded.fingerprint, loaded.logits_fn, x, y, specs, output_dir=output_dir,
-            batch_size=batch_size, seed=seed, verbose=verbose, on_compute=on_compute,
-            code=code, cache_dir=cache_dir, jit_compile=jit_compile,
-            prior_broken=prior_broken(prune_with, name, keys) if prune_with else None,
-            seed_key=weights)
-        summaries[name] = aggregate.aggregate(clean, records)
-        profiles[name] = {n: r["profile"] for n, r in records.items()}
-        if verbose:
-            print(f"[{name}] where the time went (profile.json):", flush=True)
-            print("\n".join(profiling.table(profiles[name])), flush=True)
-        report.save_per_example(os.path.join(output_dir, f"per_example_{name}.npz"),
-                                clean, records, keys)
-        for norm, info in summaries[name]["norms"].items():
+        results[name] = evaluate_model(name, path, x, y, keys, config, code=code,
+                                       on_compute=on_compute)
+        report_model(results[name], x, y, keys, config)
+    return report_evaluation(results, x, y, config, code)
+
+
+def evaluate_model(name: str, path: str, x, y, keys, config: EvalConfig, *, code: dict,
+                   on_compute=None) -> ModelResult:
+    """Loads one model, checks it, runs the suite on it and aggregates the records."""
+    loaded = load_checked(path, x, data.DATASETS[config.dataset]["classes"], config.dataset)
+    model = {"path": path, "abspath": os.path.abspath(path), "source": loaded.source,
+             "fingerprint": loaded.fingerprint, "weights_sha256": loaded.weights_fingerprint,
+             # what trained it (msd_tf.json of a SavedModel exported by msd_tf.main;
+             # None for other models): msd_tf.protocol
+             "trained_on": loaded.metadata.get("train_split"),
+             "protocol": loaded.metadata.get("protocol")}
+    print(f"Model {name}: {model['abspath']} ({loaded.source}), sha256 {loaded.fingerprint}",
+          flush=True)
+    warnings = checks.sanity_warnings(loaded.logits_fn, x, y)
+    warnings += _trained_on_evaluated(model["trained_on"], config.split, len(x),
+                                      config.dataset)
+    for w in warnings:
+        print(f"WARNING [{name}]: {w}", file=sys.stderr, flush=True)
+    prior = prior_broken(config.prune_with, name, keys) if config.prune_with else None
+    clean, records, grid = runner.run_suite(
+        name, loaded.fingerprint, loaded.logits_fn, x, y, config, code=code,
+        prior_broken=prior, seed_key=loaded.weights_fingerprint, on_compute=on_compute)
+    return ModelResult(name, model, clean, records, grid, aggregate.aggregate(clean, records),
+                       warnings, logits_fn=loaded.logits_fn)
+
+
+def report_model(result: ModelResult, x, y, keys, config: EvalConfig) -> None:
+    """One model's files: per-example flags, the grid of its strongest adversarial
+    examples; and (verbose) where the time went."""
+    out, name = config.output_dir, result.name
+    if config.verbose:
+        print(f"[{name}] where the time went (profile.json):", flush=True)
+        print("\n".join(profiling.table(_profile(result))), flush=True)
+    report.save_per_example(os.path.join(out, f"per_example_{name}.npz"), result.clean,
+                            result.records, keys)
+    k = runner.GRID_EXAMPLES
+    found = strongest(result.records, result.grid)
+    preds = {norm: checks.predict(result.logits_fn, imgs) if len(imgs) else imgs[:0]
+             for norm, (imgs, _, _) in found.items()}
+    eps = {norm: info["eps"] for norm, info in result.summary["norms"].items()}
+    report.plot_examples(x[:k], y[:k], found, os.path.join(out, f"examples_{name}.png"),
+                         eps=eps, predictions=preds)
+
+
+def _profile(result: ModelResult) -> dict:
+    return {n: r.profile for n, r in result.records.items()}
+
+
+def curves(results: dict) -> dict:
+    """norm -> {"radii", "eps", "models": name -> {"curve", "at_eps"}}: accuracy against
+    the radius under the minimization attacks (0 to twice the radius)."""
+    out = {}
+    for name, r in results.items():
+        for norm, info in r.summary["norms"].items():
             radii = np.linspace(0, 2 * info["eps"], 41)
-            panel = curves.setdefault(norm, {"radii": radii, "eps": info["eps"], "models": {}})
+            panel = out.setdefault(norm, {"radii": radii, "eps": info["eps"], "models": {}})
             panel["models"][name] = {
-                "curve": aggregate.accuracy_at_radii(clean, records, norm, radii,
-                                                  minimization_only=True),
+                "curve": aggregate.accuracy_at_radii(r.clean, r.records, norm, radii,
+                                                     minimization_only=True),
                 "at_eps": info["acc"]}
-        k = runner.GRID_EXAMPLES
-        strongest_found = strongest(records, grid)
-        preds = {norm: checks.predict(loaded.logits_fn, imgs) if len(imgs) else imgs[:0]
-                 for norm, (imgs, _, _) in strongest_found.items()}
-        eps = {norm: info["eps"] for norm, info in summaries[name]["norms"].items()}
-        report.plot_examples(x[:k], y[:k], strongest_found, os.path.join(output_dir,
-                                                                   f"examples_{name}.png"),
-                             eps=eps, predictions=preds)
-    if draw_curves:
-        report.plot_curves(curves, os.path.join(output_dir, "curves.png"))
-    extra = {
-        "provenance": {
-            "models": models, "dataset": dataset,
-            "data_dir": os.path.abspath(data_dir) if data_dir else None,
-            "split": split, "num_examples": len(x), "data_sha256": fingerprints.of_arrays(x, y),
-            "suite": suite_name, "restarts": sorted({s.restarts for s in specs}),
-            "pruned_with": os.path.abspath(prune_with) if prune_with else None,
-            "seed": seed, "attack_seeds": "per (model, attack, batch): "
-            "msd_tf.evaluation.runner.attack_seed(seed, weights_sha256, attack, batch); "
-            "per restart within it", "batch_size": batch_size,
-            "versions": {k: v for k, v in code.items() if k != "sources"},
-            "code_sha256": code["sources"], "git_commit": fingerprints.git_commit(),
-            "machine": machine.facts()},
-        "suite": [s.__dict__ for s in specs], "warnings": warnings}
-    report.write_reports(summaries, output_dir, extra=extra)
+    return out
+
+
+def provenance(config: EvalConfig, results: dict, x, y, code: dict) -> dict:
+    """Where the numbers come from: models, data, suite, seeds, code and machine."""
+    return {
+        "models": {n: r.model for n, r in results.items()},
+        "dataset": config.dataset,
+        "data_dir": os.path.abspath(config.data_dir) if config.data_dir else None,
+        "split": config.split, "num_examples": len(x),
+        "data_sha256": fingerprints.of_arrays(x, y), "suite": config.suite_name,
+        "restarts": sorted({s.restarts for s in config.specs}),
+        "pruned_with": os.path.abspath(config.prune_with) if config.prune_with else None,
+        "seed": config.seed, "attack_seeds": "per (model, attack, batch): "
+        "msd_tf.evaluation.runner.attack_seed(seed, weights_sha256, attack, batch); "
+        "per restart within it", "batch_size": config.batch_size,
+        "versions": {k: v for k, v in code.items() if k != "sources"},
+        "code_sha256": code["sources"], "git_commit": fingerprints.git_commit(),
+        "machine": machine.facts()}
+
+
+def report_evaluation(results: dict, x, y, config: EvalConfig, code: dict) -> EvalResult:
+    """The evaluation's files: results.md/.json/.csv, curves.png, profile.json."""
+    out = config.output_dir
+    if config.draw_curves:
+        report.plot_curves(curves(results), os.path.join(out, "curves.png"))
+    summaries = {n: r.summary for n, r in results.items()}
+    warnings = {n: r.warnings for n, r in results.items()}
+    prov = provenance(config, results, x, y, code)
+    paths = report.write_reports(summaries, out, extra={
+        "provenance": prov, "suite": [s.__dict__ for s in config.specs],
+        "warnings": warnings})
     # Apart from results.json, which identical commands reproduce byte for byte.
-    with open(os.path.join(output_dir, "profile.json"), "w") as fh:
-        json.dump({"machine": extra["provenance"]["machine"], "models": profiles}, fh, indent=2)
-    return summaries
+    paths["profile"] = os.path.join(out, "profile.json")
+    with open(paths["profile"], "w") as fh:
+        json.dump({"machine": prov["machine"],
+                   "models": {n: _profile(r) for n, r in results.items()}}, fh, indent=2)
+    return EvalResult(results, report.results_markdown(summaries, warnings), paths)
 
 
 def strongest(records, grid):
@@ -232,7 +289,7 @@ def strongest(records, grid):
     any norm: the grid marks those beyond the radius)."""
     out = {}
     for name, rec in records.items():
-        norm = rec["spec"].norm
+        norm = rec.spec.norm
         imgs, sound, norms = grid[name]
         if norm not in out:
             out[norm] = (imgs.copy(), sound.copy(), np.where(sound, norms, np.inf))

@@ -31,6 +31,28 @@ def _rows(summaries: dict) -> list[tuple[str, list]]:
     return rows
 
 
+def results_markdown(summaries: dict, warnings: dict | None = None) -> str:
+    """results.md: the warnings (model -> list), then one row per attack, threat model
+    and "all attacks", one column per model, and what ran."""
+    models = list(summaries)
+    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    lines = [f"> **WARNING [{m}]: {w}** (the numbers below may not be trustworthy)"
+             for m, ws in (warnings or {}).items() for w in ws]
+    lines += [""] if lines else []
+    lines += ["| attack (threat model, radius) | " + " | ".join(models) + " |",
+              "|---|" + "---|" * len(models)]
+    lines += [f"| {label} | " + " | ".join(fmt(v) for v in values) + " |"
+              for label, values in _rows(summaries)]
+    n = next(iter(summaries.values()))["n"]
+    rejected = {m: sum(a["rejected"] for a in s["attacks"].values())
+                for m, s in summaries.items()}
+    lines += ["", f"Robust accuracy in % on {n} examples. Attacks that ran: "
+              + ", ".join(next(iter(summaries.values()))["ran"]) + ".",
+              "Results rejected by the soundness check (not counted): "
+              + ", ".join(f"{m}: {r}" for m, r in rejected.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def write_reports(summaries: dict, output_dir: str, *, extra: dict | None = None) -> dict:
     """Writes results.md, results.json and results.csv for one or more models.
 
@@ -43,34 +65,17 @@ def write_reports(summaries: dict, output_dir: str, *, extra: dict | None = None
       The paths written.
     """
     os.makedirs(output_dir, exist_ok=True)
-    models = list(summaries)
-    rows = _rows(summaries)
-    fmt = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    lines = [f"> **WARNING [{m}]: {w}** (the numbers below may not be trustworthy)"
-             for m, ws in (extra or {}).get("warnings", {}).items() for w in ws]
-    lines += [""] if lines else []
-    lines += ["| attack (threat model, radius) | " + " | ".join(models) + " |",
-              "|---|" + "---|" * len(models)]
-    lines += [f"| {label} | " + " | ".join(fmt(v) for v in values) + " |"
-              for label, values in rows]
-    n = next(iter(summaries.values()))["n"]
-    rejected = {m: sum(a["rejected"] for a in s["attacks"].values())
-                for m, s in summaries.items()}
-    lines += ["", f"Robust accuracy in % on {n} examples. Attacks that ran: "
-              + ", ".join(next(iter(summaries.values()))["ran"]) + ".",
-              "Results rejected by the soundness check (not counted): "
-              + ", ".join(f"{m}: {r}" for m, r in rejected.items()) + "."]
     paths = {"md": os.path.join(output_dir, "results.md"),
              "json": os.path.join(output_dir, "results.json"),
              "csv": os.path.join(output_dir, "results.csv")}
     with open(paths["md"], "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(results_markdown(summaries, (extra or {}).get("warnings")))
     with open(paths["json"], "w") as f:
         json.dump({"models": summaries, **(extra or {})}, f, indent=2)
     with open(paths["csv"], "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["row", *models])
-        for label, values in rows:
+        w.writerow(["row", *summaries])
+        for label, values in _rows(summaries):
             w.writerow([label, *["" if v is None else f"{v:.4f}" for v in values]])
     return paths
 
@@ -83,9 +88,9 @@ def save_per_example(path: str, clean: np.ndarray, records: dict,
     if example_keys is not None:
         arrays["example_key"] = np.asarray(example_keys)
     for name, rec in records.items():
-        arrays[f"{name}/sound"] = rec["sound"]
-        arrays[f"{name}/norm"] = rec["norms"]
-        arrays[f"{name}/rejected"] = rec["rejected"]
+        arrays[f"{name}/sound"] = rec.sound
+        arrays[f"{name}/norm"] = rec.norms
+        arrays[f"{name}/rejected"] = rec.rejected
     np.savez_compressed(path, **arrays)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from msd_tf import fingerprints
 from msd_tf.evaluation import checks, profiling, suite
+from msd_tf.evaluation.records import AttackRecord, EvalConfig
 
 GRID_EXAMPLES = 6  # adversarial images kept (from batch 0) for the example grid
 
@@ -75,25 +76,59 @@ def example_keys(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.array([fingerprints.of_arrays(x[i], y[i:i + 1])[:16] for i in range(len(x))])
 
 
-def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
-              y: np.ndarray, specs: list[suite.AttackSpec], *, output_dir: str,
-              batch_size: int = 100, seed: int = 0, verbose: bool = True, on_compute=None,
-              code: dict | None = None, cache_dir: str | None = None,
-              jit_compile: bool = False, prior_broken: dict | None = None,
-              seed_key: str | None = None):
-    """Evaluates one model; returns `(clean [N] bool, records, grid)`.
+def _broken_before(spec: suite.AttackSpec, before: list, records: dict, folders: dict,
+                   prior_broken: dict | None, n: int) -> tuple[np.ndarray, tuple]:
+    """Select: which examples an `only_robust` attack skips (those an earlier attack of
+    its norm, or the pruning evaluation, broke at its radius), and the cache identity of
+    what decided it (the earlier attacks' folders, the pruning flags' fingerprint)."""
+    broken = np.zeros(n, bool)
+    if not spec.only_robust:
+        return broken, ()
+    for s in before:
+        broken |= checks.broken_at(records[s.name].sound, records[s.name].norms, spec.eps)
+    earlier = tuple(folders[s.name] for s in before)
+    if prior_broken is not None and spec.norm in prior_broken:
+        broken |= prior_broken[spec.norm]
+        earlier += ("prior-" + fingerprints.of_arrays(prior_broken[spec.norm])[:16],)
+    return broken, earlier
 
-    Each attack runs on the correctly classified examples of every batch (an
-    `only_robust` attack: on those that every earlier attack of its norm failed to
-    break, and, with `prior_broken` (norm -> `[N]` bool from an earlier evaluation of
-    the same examples), on those it left robust); its claims go through
-    `checks.verify`. `cache_dir` defaults to
-    `<output_dir>/cache` (evaluations may share one).
-    `records[name]` = {"spec", "sound", "norms", "rejected", "profile"}, where
-    "profile" = {"seconds", "attacked", "forward", "backward", "cached"}: the attack's
-    wall-clock seconds, examples attacked and forward / backward example-passes
-    (`profiling.CountingLogits`; stored with each batch, so a resumed evaluation keeps
-    the figures of the run that computed it; "cached": every batch came from the cache);
+
+def _run_batch(spec: suite.AttackSpec, counted, logits_fn, xb, yb, todo, *, seed: int,
+               jit_compile: bool, keep: int) -> dict:
+    """Run: the attack on the `todo` examples of one batch, its claims verified
+    (`checks.verify`); the arrays of one cache file."""
+    x_adv, found = xb.copy(), np.zeros(len(xb), bool)
+    start, (fwd, bwd) = time.perf_counter(), counted.counts()
+    if todo.any():
+        x_adv[todo], found[todo] = suite.run_attack(spec, counted, xb[todo], yb[todo],
+                                                    seed=seed, jit_compile=jit_compile)
+    fwd_end, bwd_end = counted.counts()
+    cost = [time.perf_counter() - start, todo.sum(), fwd_end - fwd, bwd_end - bwd]
+    sound, norms, rejected = checks.verify(logits_fn, xb, yb, x_adv, found, norm=spec.norm)
+    return {"sound": sound, "norms": norms, "rejected": rejected, "head": x_adv[:keep],
+            "profile": np.array(cost, np.float64)}
+
+
+def _record(spec: suite.AttackSpec, parts: list, cached: bool) -> AttackRecord:
+    cost = np.sum([p["profile"] for p in parts], axis=0)
+    return AttackRecord(
+        spec=spec, sound=np.concatenate([p["sound"] for p in parts]),
+        norms=np.concatenate([p["norms"] for p in parts]),
+        rejected=np.concatenate([p["rejected"] for p in parts]),
+        profile={"seconds": round(float(cost[0]), 2), "attacked": int(cost[1]),
+                 "forward": int(cost[2]), "backward": int(cost[3]), "cached": cached})
+
+
+def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
+              y: np.ndarray, config: EvalConfig, *, code: dict | None = None,
+              prior_broken: dict | None = None, seed_key: str | None = None,
+              on_compute=None) -> tuple[np.ndarray, dict, dict]:
+    """Evaluates one model with `config.specs`; returns `(clean [N] bool, records, grid)`.
+
+    Per attack: select the examples (the correctly classified ones; an `only_robust`
+    attack: those every earlier attack of its norm, and `prior_broken` (norm -> `[N]`
+    bool from an earlier evaluation of the same examples), left robust), then per batch
+    load its cache file or run it (`_run_batch`). `records[name]` is an `AttackRecord`;
     `grid[name]` = (adversarial images, sound, norms) of the first `GRID_EXAMPLES`.
     `on_compute(attack_name, batch_index)` is called for every batch actually computed.
     `seed_key` (default: `model_fingerprint`) is what the attack seeds derive from: the
@@ -105,30 +140,22 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
     code = code or code_version()
     counted = profiling.CountingLogits(logits_fn)  # what the attacks call
     clean = checks.predict(logits_fn, x) == y
-    n = len(x)
-    batches = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+    n, size = len(x), config.batch_size
+    batches = [(i, min(i + size, n)) for i in range(0, n, size)]
     batch_keys = [fingerprints.of_arrays(x[lo:hi], y[lo:hi])[:16] for lo, hi in batches]
     records, grid, folders = {}, {}, {}
-    cache_dir = cache_dir or os.path.join(output_dir, "cache")
+    cache_dir = config.cache_dir or os.path.join(config.output_dir, "cache")
+    specs = config.specs
     for a_idx, spec in enumerate(specs):
         before = [s for s in specs[:a_idx] if s.norm == spec.norm]
-        broken_before = np.zeros(n, bool)
-        earlier = ()
-        if spec.only_robust:
-            for s in before:
-                broken_before |= checks.broken_at(records[s.name]["sound"],
-                                                  records[s.name]["norms"], spec.eps)
-            earlier = tuple(folders[s.name] for s in before)
-            if prior_broken is not None and spec.norm in prior_broken:
-                broken_before |= prior_broken[spec.norm]
-                earlier += ("prior-" + fingerprints.of_arrays(prior_broken[spec.norm])[:16],)
-        folder = cache_folder(cache_dir, model_name, model_fingerprint, spec,
-                              batch_size=batch_size, seed=seed, code=code,
-                              earlier=earlier, jit_compile=jit_compile)
-        folders[spec.name] = folder
+        broken_before, earlier = _broken_before(spec, before, records, folders,
+                                                prior_broken, n)
+        folder = folders[spec.name] = cache_folder(
+            cache_dir, model_name, model_fingerprint, spec, batch_size=size,
+            seed=config.seed, code=code, earlier=earlier, jit_compile=config.jit_compile)
         os.makedirs(folder, exist_ok=True)
         parts, cached = [], True
-        if verbose:
+        if config.verbose:
             print(f"[{model_name}] attack {a_idx + 1}/{len(specs)}: {spec.label()}, "
                   f"{spec.restarts} restart(s), {len(batches)} batch(es)", flush=True)
             bar = keras.utils.Progbar(len(batches), unit_name="batch")
@@ -138,39 +165,17 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
                 cached = False
                 if on_compute:
                     on_compute(spec.name, b)
-                xb, yb = x[lo:hi], y[lo:hi]
-                todo = clean[lo:hi] & ~broken_before[lo:hi]
-                x_adv = xb.copy()
-                found = np.zeros(hi - lo, bool)
-                start, (fwd, bwd) = time.perf_counter(), counted.counts()
-                if todo.any():
-                    xa, fa = suite.run_attack(
-                        spec, counted, xb[todo], yb[todo],
-                        seed=attack_seed(seed, seed_key or model_fingerprint, spec.name, b),
-                        jit_compile=jit_compile)
-                    x_adv[todo], found[todo] = xa, fa
-                fwd_end, bwd_end = counted.counts()
-                cost = [time.perf_counter() - start, todo.sum(), fwd_end - fwd, bwd_end - bwd]
-                sound, norms, rejected = checks.verify(logits_fn, xb, yb, x_adv, found,
-                                                       norm=spec.norm)
-                _save(path, sound=sound, norms=norms, rejected=rejected,
-                      head=x_adv[:GRID_EXAMPLES] if b == 0 else x_adv[:0],
-                      profile=np.array(cost, np.float64))
+                seed = attack_seed(config.seed, seed_key or model_fingerprint, spec.name, b)
+                _save(path, **_run_batch(spec, counted, logits_fn, x[lo:hi], y[lo:hi],
+                                         clean[lo:hi] & ~broken_before[lo:hi], seed=seed,
+                                         jit_compile=config.jit_compile,
+                                         keep=GRID_EXAMPLES if b == 0 else 0))
             with np.load(path) as f:
                 parts.append({k: f[k] for k in f.files})
-            if verbose:
+            if config.verbose:
                 bar.update(b + 1)
-        cost = np.sum([p["profile"] for p in parts], axis=0)
-        records[spec.name] = {
-            "spec": spec,
-            "sound": np.concatenate([p["sound"] for p in parts]),
-            "norms": np.concatenate([p["norms"] for p in parts]),
-            "rejected": np.concatenate([p["rejected"] for p in parts]),
-            "profile": {"seconds": round(float(cost[0]), 2), "attacked": int(cost[1]),
-                        "forward": int(cost[2]), "backward": int(cost[3]),
-                        "cached": cached},
-        }
+        records[spec.name] = _record(spec, parts, cached)
         head = parts[0]["head"]
-        grid[spec.name] = (head, records[spec.name]["sound"][:len(head)],
-                           records[spec.name]["norms"][:len(head)])
+        grid[spec.name] = (head, records[spec.name].sound[:len(head)],
+                           records[spec.name].norms[:len(head)])
     return clean, records, grid

@@ -6,7 +6,7 @@ import tensorflow as tf
 from msd_tf.attacks import apgd, pgd
 from msd_tf.attacks.apgd import _checkpoints, apgd_delta
 from msd_tf.attacks.losses import dlr
-from msd_tf.attacks.randomness import as_seed
+from msd_tf.seeding import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, linear_loss, linear_problem, norms_of, small_cnn
 from tests.conftest import SHARED_MNIST

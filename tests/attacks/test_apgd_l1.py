@@ -95,7 +95,7 @@ def test_breaks_what_the_original_autoattack_breaks(fixture):
     np.testing.assert_array_equal(clean, data["clean"])
     robust = clean.copy()
     for spec in suite.autoattack_suite("mnist"):
-        if spec.norm != "l1" or spec.kind == "square":
+        if spec.norm != "l1" or not spec.kind.startswith("apgd"):
             continue
         todo = np.flatnonzero(robust)
         x_adv, found = suite.run_attack(spec, logits_fn, x[todo], y[todo], seed=0)

@@ -11,8 +11,8 @@ import tensorflow as tf
 from msd_tf import threats
 from msd_tf.attacks import mim_delta, pgd_delta
 from msd_tf.attacks.apgd import apgd_attack_delta, apgd_delta
-from msd_tf.attacks.randomness import fold
 from msd_tf.evaluation import profiling
+from msd_tf.seeding import fold
 from tests.attacks.helpers import load_autoattack_fixture
 
 N = 40

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from msd_tf.attacks import mim, mim_delta
-from msd_tf.attacks.randomness import as_seed
+from msd_tf.seeding import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import linear_loss, linear_problem
 

@@ -4,8 +4,9 @@ import tensorflow as tf
 from msd_tf import threats
 from msd_tf.attacks import base, msd, msd_delta
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import as_seed, draw_k, fold
-from msd_tf.attacks.step import projected_step
+from msd_tf.balls import projected_step
+from msd_tf.balls.l1 import draw_k
+from msd_tf.seeding import as_seed, fold
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, norms_of, small_cnn
 

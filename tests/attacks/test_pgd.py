@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from msd_tf.attacks import compiled, pgd, pgd_delta
 from msd_tf.attacks.losses import cross_entropy
-from msd_tf.attacks.randomness import as_seed, random_in_ball
+from msd_tf.balls import random_in_ball
+from msd_tf.seeding import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, linear_loss, linear_problem, norms_of, small_cnn
 

@@ -9,9 +9,9 @@ import tensorflow as tf
 
 from msd_tf.attacks import apgd, pgd
 from msd_tf.attacks.losses import margin
-from msd_tf.attacks.randomness import as_seed
 from msd_tf.attacks.sparse_rs import sparse_rs, sparse_rs_delta
 from msd_tf.attacks.square import _eta, square, square_delta
+from msd_tf.seeding import as_seed
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, norms_of, small_cnn
 from tests.conftest import SHARED_MNIST

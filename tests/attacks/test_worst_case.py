@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from msd_tf.attacks import pgd_delta, worst_case_delta
-from msd_tf.attacks.randomness import as_seed, fold
+from msd_tf.seeding import as_seed, fold
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, small_cnn
 

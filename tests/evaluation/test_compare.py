@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from msd_tf.evaluation import compare, report
+from msd_tf.evaluation.records import AttackRecord
+from msd_tf.evaluation.suite import AttackSpec
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,10 +54,12 @@ def _write_eval(folder: Path, models: dict, keys=("k0", "k1", "k2", "k3")) -> No
              {"name": "pgd_l2", "norm": "l2", "eps": 2.0}]
     for name, (clean, linf_sound, l2_sound, l2_norm) in models.items():
         records = {
-            "pgd_linf": {"sound": np.array(linf_sound, bool), "norms": np.full(4, 0.3),
-                         "rejected": np.zeros(4, bool)},
-            "pgd_l2": {"sound": np.array(l2_sound, bool), "norms": np.array(l2_norm),
-                       "rejected": np.zeros(4, bool)}}
+            "pgd_linf": AttackRecord(AttackSpec("pgd_linf", "pgd", "linf", 0.3),
+                                     np.array(linf_sound, bool), np.full(4, 0.3),
+                                     np.zeros(4, bool), {}),
+            "pgd_l2": AttackRecord(AttackSpec("pgd_l2", "pgd", "l2", 2.0),
+                                   np.array(l2_sound, bool), np.array(l2_norm),
+                                   np.zeros(4, bool), {})}
         report.save_per_example(str(folder / f"per_example_{name}.npz"), np.array(clean, bool),
                                 records, np.array(keys))
     (folder / "results.json").write_text(json.dumps(

@@ -122,10 +122,11 @@ def _in_process(model_path, out, *, split="test[:24]", data_dir=None, on_compute
 
     specs = pipeline.build_suite("mnist", ["pgd_linf", "fgsm", "ddn"], restarts=1,
                                  suite_name="paper", budget="fast", eps={})
-    return pipeline.evaluate([str(model_path)], dataset="mnist",
-                             data_dir=str(data_dir or SHARED_MNIST), split=split,
-                             num_examples=24, output_dir=str(out), specs=specs,
-                             batch_size=12, verbose=False, on_compute=on_compute)
+    from msd_tf.evaluation.records import EvalConfig
+
+    config = EvalConfig("mnist", specs, data_dir=str(data_dir or SHARED_MNIST), split=split,
+                        num_examples=24, output_dir=str(out), batch_size=12, verbose=False)
+    return pipeline.evaluate([str(model_path)], config, on_compute=on_compute).summaries
 
 
 def test_cache_is_keyed_by_content_not_by_names(models, tmp_path, monkeypatch):
@@ -161,6 +162,7 @@ def test_strong_pruning_keeps_every_flag_of_the_unpruned_suite(models, tmp_path)
     import numpy as np
 
     from msd_tf.evaluation import checks, pipeline
+    from msd_tf.evaluation.records import EvalConfig
 
     # Attacks without random draws (a subset would draw other numbers than the batch).
     names = ["pgd_linf", "fgsm", "pgd_l2", "ddn", "deepfool"]
@@ -174,8 +176,8 @@ def test_strong_pruning_keeps_every_flag_of_the_unpruned_suite(models, tmp_path)
     flags = {}
     for tag, specs, curves in (("full", full, True), ("lean", lean, False)):
         out = tmp_path / tag
-        pipeline.evaluate([str(models[1])], output_dir=str(out), specs=specs,
-                          draw_curves=curves, **common)
+        pipeline.evaluate([str(models[1])], EvalConfig(
+            specs=specs, output_dir=str(out), draw_curves=curves, **common))
         per = np.load(out / "per_example_m1.npz")
         flags[tag] = {n: np.any([checks.broken_at(per[f"{s.name}/sound"], per[f"{s.name}/norm"],
                                                   s.eps) for s in specs if s.norm == n], 0)

@@ -55,13 +55,15 @@ def test_run_suite_records_the_profile(tmp_path):
     y = np.argmax(model(x, training=False).numpy(), axis=1)
     fn = lambda v: model(v, training=False)  # noqa: E731
     spec = suite.AttackSpec("pgd_tiny", "pgd", "linf", 1e-6, 1, steps=5, alpha=1e-7)
-    _, records, _ = runner.run_suite("m", "f" * 64, fn, x, y, [spec], output_dir=str(tmp_path),
-                                     batch_size=5, verbose=False)
-    p = records["pgd_tiny"]["profile"]
+    from msd_tf.evaluation.records import EvalConfig
+
+    config = EvalConfig("mnist", [spec], output_dir=str(tmp_path), batch_size=5,
+                        verbose=False)
+    _, records, _ = runner.run_suite("m", "f" * 64, fn, x, y, config)
+    p = records["pgd_tiny"].profile
     # 5 iterations, the best-run pass, and the suite's check of what the attack claims.
     assert (p["attacked"], p["forward"], p["backward"]) == (8, 5 * 8 + 8 + 8, 5 * 8)
     assert p["seconds"] > 0 and not p["cached"]
     # A second run reads the cache: same figures, marked cached.
-    _, again, _ = runner.run_suite("m", "f" * 64, fn, x, y, [spec], output_dir=str(tmp_path),
-                                   batch_size=5, verbose=False)
-    assert again["pgd_tiny"]["profile"] == dict(p, cached=True)
+    _, again, _ = runner.run_suite("m", "f" * 64, fn, x, y, config)
+    assert again["pgd_tiny"].profile == dict(p, cached=True)

@@ -2,14 +2,15 @@ import numpy as np
 import pytest
 
 from msd_tf.evaluation import aggregate, checks, report
+from msd_tf.evaluation.records import AttackRecord
 from msd_tf.evaluation.suite import AttackSpec
 
 
 def _rec(name, kind, norm, eps, sound, norms, rejected=None):
     sound = np.array(sound, bool)
-    return name, {"spec": AttackSpec(name, kind, norm, eps), "sound": sound,
-                  "norms": np.where(sound, np.array(norms, float), np.inf),
-                  "rejected": np.zeros(len(sound), bool) if rejected is None else rejected}
+    return name, AttackRecord(AttackSpec(name, kind, norm, eps), sound,
+                              np.where(sound, np.array(norms, float), np.inf),
+                              np.zeros(len(sound), bool) if rejected is None else rejected, {})
 
 
 def test_aggregation_is_a_per_example_worst_case_on_a_hand_made_table():

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from msd_tf.evaluation import checks, suite
+from msd_tf.evaluation.records import EvalConfig
 from tests.conftest import SHARED_MNIST
 
 SPECS = suite.paper_suite("mnist", restarts=2, budget="fast")
@@ -41,12 +42,12 @@ def test_suite_covers_section_7():
 
 def test_autoattack_suite_is_the_standard_version_per_norm():
     # fra31/auto-attack, set_version("standard"): APGD-CE 1 restart (L1: 5), APGD-T 9
-    # target classes (L1: 5), 100 iterations, Square 5000 queries; FAB-T left out.
+    # target classes (L1: 5), 100 iterations, FAB-T 9 target classes, Square 5000 queries.
     specs = suite.autoattack_suite("mnist")
     assert [(s.name, s.restarts) for s in specs] == [
-        ("apgd_ce_linf", 1), ("apgd_t_linf", 9), ("square_linf", 1),
-        ("apgd_ce_l2", 1), ("apgd_t_l2", 9), ("square_l2", 1),
-        ("apgd_ce_l1", 5), ("apgd_t_l1", 5), ("square_l1", 1)]
+        ("apgd_ce_linf", 1), ("apgd_t_linf", 9), ("fab_t_linf", 9), ("square_linf", 1),
+        ("apgd_ce_l2", 1), ("apgd_t_l2", 9), ("fab_t_l2", 9), ("square_l2", 1),
+        ("apgd_ce_l1", 5), ("apgd_t_l1", 5), ("fab_t_l1", 9), ("square_l1", 1)]
     assert all(s.only_robust for s in specs)
     assert {s.steps for s in specs if s.kind == "square"} == {5000}
     assert {s.steps for s in specs if s.kind.startswith("apgd")} == {100}
@@ -151,16 +152,17 @@ def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
     specs = [dataclasses.replace(s, eps=0.1) for s in SPECS + STRONG
              if s.name in ("fgsm", "apgd_ce_linf", "square_linf")]
     computed = []
+    config = EvalConfig("mnist", specs, output_dir=str(tmp_path), batch_size=20,
+                        verbose=False)
     clean, records, _ = runner.run_suite(
-        "m", "fingerprint", lambda v: model(v, training=False), x, y, specs,
-        output_dir=str(tmp_path), batch_size=20, verbose=False,
+        "m", "fingerprint", lambda v: model(v, training=False), x, y, config,
         on_compute=lambda a, b: computed.append((a, b)))
-    fgsm, apgd_ce, sq = (aggregate.broken(records[n]) for n in ("fgsm", "apgd_ce_linf",
-                                                                "square_linf"))
+    fgsm, apgd_ce, sq = (records[n].broken() for n in ("fgsm", "apgd_ce_linf",
+                                                       "square_linf"))
     assert fgsm.any() and (apgd_ce & ~fgsm).any()  # both break something
     # Examples FGSM broke were never attacked again; APGD's were skipped by Square.
-    assert not (records["apgd_ce_linf"]["sound"] & fgsm).any()
-    assert not (records["square_linf"]["sound"] & (fgsm | apgd_ce)).any()
+    assert not (records["apgd_ce_linf"].sound & fgsm).any()
+    assert not (records["square_linf"].sound & (fgsm | apgd_ce)).any()
     s = aggregate.aggregate(clean, records)
     # Per-attack rows of added attacks are cumulative; the norm's row is the union.
     assert s["attacks"]["apgd_ce_linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce))
@@ -168,8 +170,7 @@ def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
     assert s["paper_only"]["linf"] == pytest.approx(np.mean(clean & ~fgsm))
     # Rerun: nothing recomputed (the cache of a dependent attack is keyed by its inputs).
     computed.clear()
-    runner.run_suite("m", "fingerprint", lambda v: model(v, training=False), x, y, specs,
-                     output_dir=str(tmp_path), batch_size=20, verbose=False,
+    runner.run_suite("m", "fingerprint", lambda v: model(v, training=False), x, y, config,
                      on_compute=lambda a, b: computed.append((a, b)))
     assert computed == []
 
@@ -220,13 +221,14 @@ def test_prune_with_skips_what_an_earlier_evaluation_broke(trained, tmp_path):
     common = dict(dataset="mnist", data_dir=str(SHARED_MNIST), split="test[:40]",
                   num_examples=40, batch_size=20, verbose=False)
     first = [dataclasses.replace(s, eps=0.1) for s in SPECS if s.name == "fgsm"]
-    pipeline.evaluate([path], output_dir=str(tmp_path / "a"), specs=first, **common)
+    pipeline.evaluate([path], EvalConfig(specs=first, output_dir=str(tmp_path / "a"),
+                                         **common))
     later = [dataclasses.replace(s, eps=0.1, only_robust=True) for s in STRONG
              if s.name == "apgd_ce_linf"]
     computed = []
-    pipeline.evaluate([path], output_dir=str(tmp_path / "b"), specs=later,
-                      prune_with=str(tmp_path / "a"),
-                      on_compute=lambda a, b: computed.append(b), **common)
+    pipeline.evaluate([path], EvalConfig(specs=later, output_dir=str(tmp_path / "b"),
+                                         prune_with=str(tmp_path / "a"), **common),
+                      on_compute=lambda a, b: computed.append(b))
     a = np.load(tmp_path / "a" / "per_example_m.npz")
     b = np.load(tmp_path / "b" / "per_example_m.npz")
     fgsm_broken = a["fgsm/sound"] & (a["fgsm/norm"] <= 0.1 * (1 + checks.RTOL))
@@ -235,6 +237,6 @@ def test_prune_with_skips_what_an_earlier_evaluation_broke(trained, tmp_path):
     np.testing.assert_array_equal(a["example_key"], b["example_key"])
     # Other examples than the earlier evaluation's: refused.
     with pytest.raises(pipeline.EvalError, match="examples differ"):
-        pipeline.evaluate([path], output_dir=str(tmp_path / "c"), specs=later,
-                          prune_with=str(tmp_path / "a"),
-                          **dict(common, split="test[40:80]"))
+        pipeline.evaluate([path], EvalConfig(specs=later, output_dir=str(tmp_path / "c"),
+                                             prune_with=str(tmp_path / "a"),
+                                             **dict(common, split="test[40:80]")))
