@@ -26,9 +26,10 @@ from msd_tf.benchmarks import paper
 from msd_tf.benchmarks import union_plan as union
 
 _TABLE = flags.DEFINE_enum(
-    "table", "3", ["3", "4", "union", "F", "filters"], "Paper table: 3 (MNIST), 4 "
-    "(CIFAR-10); union: the compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and "
-    "E-AT / RAMP fine-tuned from P_inf, each on MSD's training compute), MNIST; F: appendix "
+    "table", "3", ["3", "4", "5", "union", "F", "filters"], "Paper table: 3 (MNIST), 4 "
+    "(CIFAR-10), 5 (Table 3's MSD under Tramer and Boneh's evaluation); union: the "
+    "compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and E-AT / RAMP "
+    "fine-tuned from P_inf, each on MSD's training compute), MNIST; F: appendix "
     "F (MSD on l_inf + l_1 only, evaluated on all three norms); filters: appendix E "
     "(first-layer filters of Table 3's models and of MSD/MAX/AVG at alpha_inf 0.01, 0.03).")
 _SCALE = flags.DEFINE_enum(
@@ -167,7 +168,8 @@ def _benchmark(table: str, scale_name: str) -> None:
         cli.fail(f"--data_dir {data_dir}: no such file or folder.")
     ctx = Context(scale_name, bench.evaluation, data_dir,
                   os.path.join(_RESULTS_DIR.value, scale_name),
-                  os.path.join(_WORK_DIR.value, scale_name), bench.budget, _DRY_RUN.value)
+                  os.path.join(_WORK_DIR.value, scale_name), bench.budget, _DRY_RUN.value,
+                  tag=bench.tag)
     try:
         results = tables.produce(bench, ctx, _MODELS.value)
     except (runs.BenchmarkError, data.DataError, ValueError) as e:

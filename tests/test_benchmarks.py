@@ -145,12 +145,13 @@ def test_a_table_from_committed_results_equals_one_computed_fresh(tmp_path, mnis
                  for n in ("msd", "linf")}
     # The result is what the run's evaluation measured.
     [run] = [p for p in (tmp_path / "wa" / "smoke").iterdir() if p.name.startswith("msd-")]
-    results = json.loads((run / "eval" / "results.json").read_text())
+    [evaluated] = run.glob("eval-*/")
+    results = json.loads((evaluated / "results.json").read_text())
     (s,) = results["models"].values()
     msd = committed["msd"]
     assert msd["accuracy"]["union"] == round(100 * s["all"], 1)
     assert msd["accuracy"]["linf"] == round(100 * s["norms"]["linf"]["acc"], 1)
-    flags = np.load(run / "eval" / f"per_example_{run.name}.npz")
+    flags = np.load(evaluated / f"per_example_{run.name}.npz")
     robust = np.array([c == "1" for c in msd["robust"]["union"]])
     assert len(robust) == 8 and robust.mean() * 100 == pytest.approx(
         msd["accuracy"]["union"], abs=0.05)
@@ -163,6 +164,29 @@ def test_a_table_from_committed_results_equals_one_computed_fresh(tmp_path, mnis
     kernel = filters.first_conv_kernel(str(run / "saved_model"))
     np.testing.assert_allclose(msd["first_layer"]["kernel"], kernel, atol=5e-5)
     assert msd["first_layer"]["thresholding"] == filters.thresholding_filters(kernel).sum()
+
+    # Another table evaluating the same model its own way (as Table 5 does Table 3's MSD):
+    # the same run folder, trained once; its own evaluation folder and result file.
+    bench = tables.BENCHMARKS[("3", "smoke")]
+    other = tables.Benchmark("5", "smoke", bench.units[:1],
+                             (*bench.evaluation, "--num_examples=6"), None, "", tag=".other")
+    ctx = units.Context("smoke", other.evaluation, "../shared/data/mnist",
+                        str(tmp_path / "a" / "smoke"), str(tmp_path / "wa" / "smoke"),
+                        tag=".other")
+    weights = sorted((run / "saved_model" / "variables").glob("*"))
+    before = [w.read_bytes() for w in weights]
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        again = tables.produce(other, ctx)["msd"]
+    finally:
+        os.chdir(cwd)
+    assert [p.name for p in (tmp_path / "wa" / "smoke").iterdir()
+            if p.name.startswith("msd-")] == [run.name]
+    assert len(list(run.glob("eval-*/"))) == 2 and again["num_examples"] == 6
+    assert [w.read_bytes() for w in weights] == before  # not trained again
+    assert (tmp_path / "a" / "smoke" / "msd.other.json").exists()
+    (tmp_path / "a" / "smoke" / "msd.other.json").unlink()
 
     # Again: every result committed and current, nothing trained or evaluated.
     res = _reproduce(tmp_path / "a", tmp_path / "wa")

@@ -33,6 +33,7 @@ class Benchmark:
     evaluation: tuple[str, ...]
     budget: float | None
     note: str
+    tag: str = ""  # results as <model><tag>.json (another evaluation of shared models)
 
 
 def _recipe(scale: str, name: str) -> tuple[str, ...]:
@@ -106,6 +107,12 @@ BENCHMARKS = {
         "filters", "S", _filters("S"), EVALUATION, budgets.BUDGETS["S"],
         f"appendix E at budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes per "
         f"model): first-layer filters; {_PROTOCOL}"),
+    ("5", "S"): Benchmark(
+        "5", "S", (Unit("msd", "MSD", _recipe("S", "msd")),),
+        ("--flagfile=flags/tb19/mnist_eval.cfg",), budgets.BUDGETS["S"],
+        f"Table 5 at budget S: Table 3's MSD (the same trained model) under Tramer and "
+        f"Boneh's evaluation (their attacks, one run each, eps 0.3 / 2.0 / 10); {_PROTOCOL}",
+        tag=".tb19"),
     ("3", "smoke"): Benchmark(
         "3", "smoke", (_smoke("msd", "msd"), _smoke("linf", "linf", "--norms=linf")),
         SMOKE_EVALUATION, None, "seconds: two training steps, weak attacks (tests only)"),
@@ -157,9 +164,10 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> d
       runs.BenchmarkError: a recipe off its budget, a failed step, unreadable output.
     """
     chosen = select(bench, names)
-    keys, results = {}, {}
+    keys, descriptions, results = {}, {}, {}
     for i, unit in enumerate(chosen):
         description = units.describe(unit, ctx, keys.get(unit.init_from))
+        descriptions[unit.name] = description
         keys[unit.name] = key = units.key_of(description)
         tag = f"[{i + 1}/{len(chosen)}] {unit.label}"
         if ctx.budget and unit.share is not None:
@@ -173,21 +181,23 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> d
             print(f"{tag}: committed result {units.result_path(unit, ctx)} (key {key[:10]})",
                   flush=True)
             if bench.table == "filters" and not result.get("first_layer"):
-                result = units.add_first_layer(result, unit, ctx, key)
+                result = units.add_first_layer(result, unit, ctx, description)
             results[unit.name] = result
             continue
         print(f"{tag}: {why}; training and evaluating", flush=True)
-        folder = units.run_dir(unit, ctx, key)
+        folder = units.run_dir(unit, ctx, description)
         parent_dir = None
         if unit.init_from:
             parent = next(u for u in chosen if u.name == unit.init_from)
-            parent_dir = units.run_dir(parent, ctx, keys[parent.name])
+            parent_dir = units.run_dir(parent, ctx, descriptions[parent.name])
             if not os.path.exists(os.path.join(parent_dir, "saved_model")):
                 print(f"  {parent.label}'s model is not on disk: training it again "
                       "(seeded: the same weights)", flush=True)
-                units.train(parent, ctx, keys[parent.name], None)
-        _seconds(folder, "train", units.train(unit, ctx, key, parent_dir))
-        seconds = _seconds(folder, "evaluate", units.evaluate(unit, ctx, key))
+                units.train(parent, ctx, descriptions[parent.name], None)
+        _seconds(folder, "train", units.train(unit, ctx, description, parent_dir))
+        evaluated = units.eval_dir(unit, ctx, description)
+        seconds = dict(_seconds(folder, "train", 0.0), evaluate=_seconds(
+            evaluated, "evaluate", units.evaluate(unit, ctx, description))["evaluate"])
         if ctx.dry_run:
             continue
         try:
@@ -317,9 +327,23 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
     return lines, {"rows": rows}
 
 
-REPORTS = {"3": table3, "union": union, "F": section_f, "filters": filters_report}
+def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
+    """Table 5: MSD under Tramer and Boneh's evaluation beside the paper's column."""
+    lines = [f"# Table 5 at budget {bench.scale}", "", f"{bench.note}.", "",
+             "| model | " + " | ".join(HEAD[c] for c in COLS) + " |",
+             "|---" * (len(COLS) + 1) + "|"]
+    theirs = {("union" if k == "all" else k): v for k, v in paper.TABLE_5["msd"].items()}
+    for r in results.values():
+        lines.append(f"| {r['label']} (ours) | " + " | ".join(_num(r["accuracy"].get(c))
+                                                              for c in COLS) + " |")
+    lines.append("| MSD (paper) | " + " | ".join(_num(theirs.get(c)) for c in COLS) + " |")
+    return lines, {"paper": theirs}
+
+
+REPORTS = {"3": table3, "union": union, "F": section_f, "filters": filters_report,
+           "5": table5}
 STEMS = {"3": "table3_{scale}", "union": "union_{scale}", "F": "section_f_{scale}",
-         "filters": "filters_{scale}"}
+         "filters": "filters_{scale}", "5": "table5_{scale}"}
 FILTER_RATIO = 0.25
 
 
@@ -383,7 +407,8 @@ def plot_union(results_root: str, path: str) -> None:
         for p in sorted(glob.glob(os.path.join(results_root, scale, "*.json"))):
             with open(p) as f:
                 r = json.load(f)
-            if r["name"] in names and r["name"] != "linf_pretrain":
+            if r["name"] in names and r["name"] != "linf_pretrain" and \
+                    os.path.basename(p) == f"{r['name']}.json":  # not another table's tag
                 methods.setdefault(r["label"], []).append(
                     (r["compute"]["total_passes"] / 1e6, r["accuracy"]["union"]))
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -5,6 +5,10 @@ its key matches: the SHA-256 of its recipe and evaluation flags with every flagf
 replaced by its lines, the content of its training digits and of the digits evaluated,
 the key of the model it fine-tunes, and `BEHAVIOUR_VERSION`. A result whose key differs
 is stale: the unit is trained and evaluated again and the file replaced.
+
+A unit's run folder is keyed by its training alone (`_train_key`: the key without the
+evaluation), and each evaluation of it goes into `eval-<key>` there: tables that
+evaluate the same model differently (Table 3 and Table 5's MSD) train it once.
 """
 
 import dataclasses
@@ -55,6 +59,7 @@ class Context:
     work_dir: str
     budget: float | None = None
     dry_run: bool = False
+    tag: str = ""  # result files <name><tag>.json: a table evaluating its models its own way
 
 
 def _last(flags: list[str], name: str, default: str) -> str:
@@ -85,7 +90,7 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
     n = int(_last(evaluation, "num_examples", "1000"))
     xe, ye = data.load_arrays(config.dataset, split, config.data_dir)
     plan = budgets.planned(dataclasses.replace(config, train_split=train_split), len(x))
-    return {
+    description = {
         "format": FORMAT, "behaviour": BEHAVIOUR_VERSION,
         "recipe": _drop(cli.expand_flagfiles(list(unit.recipe)), "output_dir", "data_dir"),
         "evaluation": _drop(evaluation, "output_dir", "data_dir", "models", "cache_dir"),
@@ -96,6 +101,10 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
         "_plan": dataclasses.asdict(plan), "_note": note,
         "_protocol": protocol.name_of(train_split, split),
     }
+    training = {k: description[k] for k in ("format", "behaviour", "recipe", "train_split",
+                                             "train_data_sha256", "parent")}
+    description["_train_key"] = key_of(training)
+    return description
 
 
 def key_of(description: dict) -> str:
@@ -104,7 +113,7 @@ def key_of(description: dict) -> str:
 
 
 def result_path(unit: Unit, ctx: Context) -> str:
-    return os.path.join(ctx.results_dir, f"{unit.name}.json")
+    return os.path.join(ctx.results_dir, f"{unit.name}{ctx.tag}.json")
 
 
 def load_result(unit: Unit, ctx: Context, key: str) -> tuple[dict | None, str | None]:
@@ -123,14 +132,20 @@ def load_result(unit: Unit, ctx: Context, key: str) -> tuple[dict | None, str | 
     return result, None
 
 
-def run_dir(unit: Unit, ctx: Context, key: str) -> str:
-    """The unit's run folder: a changed recipe never resumes an old run."""
-    return os.path.join(ctx.work_dir, f"{unit.name}-{key[:10]}")
+def run_dir(unit: Unit, ctx: Context, description: dict) -> str:
+    """The unit's run folder, keyed by its training: a changed recipe never resumes an
+    old run; another evaluation of the same training reuses it."""
+    return os.path.join(ctx.work_dir, f"{unit.name}-{description['_train_key'][:10]}")
 
 
-def train(unit: Unit, ctx: Context, key: str, parent_dir: str | None) -> float:
+def eval_dir(unit: Unit, ctx: Context, description: dict) -> str:
+    """The folder of the unit's evaluation under the context's evaluation flags."""
+    return os.path.join(run_dir(unit, ctx, description), f"eval-{key_of(description)[:10]}")
+
+
+def train(unit: Unit, ctx: Context, description: dict, parent_dir: str | None) -> float:
     """Trains (or resumes, or reuses) the unit's run; returns the seconds it took."""
-    folder = run_dir(unit, ctx, key)
+    folder = run_dir(unit, ctx, description)
     flags = [*recipe_flags(unit, ctx), f"--output_dir={folder}"]
     if unit.init_from:
         flags.append(f"--init_from={os.path.join(parent_dir, 'saved_model')}")
@@ -138,13 +153,13 @@ def train(unit: Unit, ctx: Context, key: str, parent_dir: str | None) -> float:
                     dry_run=ctx.dry_run)
 
 
-def evaluate(unit: Unit, ctx: Context, key: str) -> float:
-    folder = run_dir(unit, ctx, key)
+def evaluate(unit: Unit, ctx: Context, description: dict) -> float:
+    folder, out = run_dir(unit, ctx, description), eval_dir(unit, ctx, description)
     flags = [*ctx.evaluation, f"--models={os.path.join(folder, 'saved_model')}",
-             f"--output_dir={os.path.join(folder, 'eval')}",
+             f"--output_dir={out}",
              f"--cache_dir={os.path.join(ctx.work_dir, 'cache')}",
              *([f"--data_dir={ctx.data_dir}"] if ctx.data_dir else [])]
-    return runs.run("msd_tf.evaluate", flags, os.path.join(folder, "eval.log"),
+    return runs.run("msd_tf.evaluate", flags, out + ".log",
                     dry_run=ctx.dry_run)
 
 
@@ -157,14 +172,13 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
     """The unit's result record, from its run's summary.json and evaluation."""
     from msd_tf.evaluation import compare
 
-    folder = run_dir(unit, ctx, key)
+    folder, evaluated = run_dir(unit, ctx, description), eval_dir(unit, ctx, description)
     with open(os.path.join(folder, "summary.json")) as f:
         summary = json.load(f)
-    eval_dir = os.path.join(folder, "eval")
-    with open(os.path.join(eval_dir, "results.json")) as f:
+    with open(os.path.join(evaluated, "results.json")) as f:
         results = json.load(f)
     (model, s), = results["models"].items()
-    flags = compare.robust_flags(eval_dir)[model]
+    flags = compare.robust_flags(evaluated)[model]
     compute = summary["compute"]
     total = compute["passes"] + (parent["compute"]["total_passes"] if parent else 0)
     prov = results["provenance"]
@@ -214,10 +228,10 @@ def first_layer(saved_model: str, ratio: float = 0.25) -> dict | None:
                        for col in kernel]}
 
 
-def add_first_layer(result: dict, unit: Unit, ctx: Context, key: str) -> dict:
+def add_first_layer(result: dict, unit: Unit, ctx: Context, description: dict) -> dict:
     """A committed result measured before it kept the first layer: adds it from the
     unit's model if that is still on disk (and rewrites the result), else unchanged."""
-    saved = os.path.join(run_dir(unit, ctx, key), "saved_model")
+    saved = os.path.join(run_dir(unit, ctx, description), "saved_model")
     if not os.path.exists(saved) or ctx.dry_run:
         return result
     layer = first_layer(saved)
