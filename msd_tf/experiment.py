@@ -241,7 +241,7 @@ def write_run_files(config: TrainConfig, train_sha256: str, start: int) -> None:
     if os.path.exists(history):
         with open(history, newline="") as f:
             rows = list(csv.reader(f))
-        keep = [rows[0]] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < start]
+        keep = rows[:1] + [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) < start]
         if rows and len(keep) != len(rows):
             with open(history + ".tmp", "w", newline="") as f:
                 csv.writer(f).writerows(keep)
