@@ -91,3 +91,20 @@ def test_save_never_overwrites_and_rotation_keeps_the_newest(tmp_path):
     assert tf.train.latest_checkpoint(str(tmp_path)) == os.path.join(str(tmp_path), "ckpt-3")
     with pytest.raises(ValueError, match="keep"):
         checkpoints.CheckpointWriter(tf.train.Checkpoint(w=w), str(tmp_path), keep=-1)
+
+
+@pytest.mark.parametrize("content, start, expected", [
+    ("", 2, ""),  # killed after the file was created, before Keras wrote the header
+    ("epoch,loss\n", 2, "epoch,loss\n"),
+    ("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n3,0.6\n", 2, "epoch,loss\n0,0.9\n1,0.8\n"),
+    ("epoch,loss\n0,0.9\n1,0.8\n", 2, "epoch,loss\n0,0.9\n1,0.8\n"),
+    ("epoch,loss\n0,0.9\n\n1,0.8\n", 0, "epoch,loss\n"),
+])
+def test_resume_keeps_only_the_history_of_epochs_the_checkpoint_reached(
+        tmp_path, content, start, expected):
+    from msd_tf import experiment
+    from msd_tf.config import TrainConfig
+
+    (tmp_path / "history.csv").write_text(content)
+    experiment.write_run_files(TrainConfig(output_dir=str(tmp_path)), "0" * 64, start)
+    assert (tmp_path / "history.csv").read_text().replace("\r\n", "\n") == expected
