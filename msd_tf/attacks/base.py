@@ -3,7 +3,8 @@ and its gradient, and keeping the best of several runs.
 
 Graph-level functions (`*_delta`) are plain TensorFlow and run inside any
 `tf.function` (the Keras `train_step` calls them); `compile.run` gives each its
-public, compiled face. Seeds: `msd_tf.seeding`; random starts and one projected
+public, compiled face. `ascend` is the loop of the iterative attacks that differ only
+in their update (PGD, SLIDE, MIM). Seeds: `msd_tf.seeding`; random starts and one projected
 steepest-ascent step of a threat model: `msd_tf.balls` (`random_in_ball`,
 `projected_step`).
 """
@@ -13,6 +14,8 @@ from typing import Callable
 
 import keras
 import tensorflow as tf
+
+from msd_tf.seeding import INIT_STREAM, fold
 
 
 @dataclasses.dataclass
@@ -139,3 +142,45 @@ def best_of_runs(one_run, restarts: int, x: tf.Tensor, y: tf.Tensor, model, trai
             tf.fill([batch], tf.constant(-float("inf"), tf.float32)), tf.zeros([batch], tf.bool))
     _, delta, loss, _ = tf.while_loop(lambda r, *_: r < restarts, restart, init)
     return delta, loss
+
+
+def ascend(model, x: tf.Tensor, y: tf.Tensor, threat, seed: tf.Tensor, update, *, start,
+           training: bool, loss_fn, stop_when_fooled: bool, compact: bool,
+           state=()) -> AttackOutput:
+    """`threat.restarts` runs of at most `threat.steps` gradient-ascent iterations, the
+    best run kept per example (`best_of_runs`): the loop PGD, SLIDE and MIM share.
+
+    A run r starts at `start(fold(fold(seed, r), INIT_STREAM))` if r > 0 or
+    `threat.random_start`, else at 0. Each iteration t computes the loss gradient at
+    `x + delta` and moves to `update(t, delta, grad, state, run_seed) -> (candidate,
+    state)` (`state`: a nest of tensors the update carries, e.g. MIM's momentum). With
+    `stop_when_fooled`, an example the model already misclassifies keeps its delta, and a
+    run stops once every example is (frozen examples would not move); `compact` then
+    computes only the examples still correctly classified (`loss_and_grad_on`).
+    """
+    batch = tf.shape(x)[0]
+    y_int = tf.cast(y, tf.int32)
+
+    def one_run(r):
+        run_seed = fold(seed, r)
+        delta0 = tf.where(tf.logical_or(r > 0, threat.random_start),
+                          start(fold(run_seed, INIT_STREAM)), tf.zeros_like(x))
+
+        def body(t, delta, carried, live):
+            _, logits, grad = loss_and_grad_on(model, x, delta, y, live,
+                                               compact=compact and stop_when_fooled,
+                                               training=training, loss_fn=loss_fn)
+            candidate, carried = update(t, delta, grad, carried, run_seed)
+            if not stop_when_fooled:
+                return t + 1, candidate, carried, live
+            # Frozen examples are not computed again (compact): still fooled.
+            correct = (tf.argmax(logits, axis=1, output_type=tf.int32) == y_int) & live
+            return t + 1, tf.where(broadcast_mask(correct, x), candidate, delta), carried, correct
+
+        _, delta, _, _ = tf.while_loop(
+            lambda t, d, c, live: (t < threat.steps) & tf.reduce_any(live), body,
+            (tf.constant(0), delta0, state, tf.ones([batch], tf.bool)))
+        return delta
+
+    delta, loss = best_of_runs(one_run, threat.restarts, x, y, model, training, loss_fn)
+    return AttackOutput(delta=delta, loss=loss, counts=one_norm_counts(x))

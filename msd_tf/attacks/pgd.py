@@ -11,7 +11,7 @@ import tensorflow as tf
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import cross_entropy
 from msd_tf.balls import projected_step, random_in_ball
-from msd_tf.seeding import INIT_STREAM, fold
+from msd_tf.seeding import fold
 from msd_tf.threats import ThreatModel
 
 
@@ -43,37 +43,12 @@ def pgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.T
     Returns:
       `base.AttackOutput`; `loss` is the loss at the returned delta.
     """
-    batch = tf.shape(x)[0]
-    y_int = tf.cast(y, tf.int32)
-
-    def one_run(r):
-        run_seed = fold(seed, r)
-        start = random_in_ball(x, threat, fold(run_seed, INIT_STREAM))
-        random_start = tf.logical_or(r > 0, threat.random_start)
-        delta0 = tf.where(random_start, start, tf.zeros_like(x))
-
-        def body(t, delta, live):
-            _, logits, grad = base.loss_and_grad_on(
-                model, x, delta, y, live, compact=compact and stop_when_fooled,
-                training=training, loss_fn=loss_fn)
-            candidate = projected_step(x, delta, grad, threat, fold(run_seed, t))
-            if not stop_when_fooled:
-                return t + 1, candidate, live
-            # Frozen examples are not computed again (compact): still fooled.
-            correct = (tf.argmax(logits, axis=1, output_type=tf.int32) == y_int) & live
-            delta = tf.where(base.broadcast_mask(correct, x), candidate, delta)
-            return t + 1, delta, correct
-
-        # Stops early once every example is fooled (frozen examples would not move).
-        _, delta, _ = tf.while_loop(
-            lambda t, d, live: (t < threat.steps) & tf.reduce_any(live), body,
-            (tf.constant(0), delta0, tf.ones([batch], tf.bool)))
-        return delta
-
-    best_delta, best_loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training,
-                                              loss_fn)
-    return base.AttackOutput(delta=best_delta, loss=best_loss,
-                             counts=base.one_norm_counts(x))
+    return base.ascend(
+        model, x, y, threat, seed,
+        lambda t, delta, grad, state, run_seed: (
+            projected_step(x, delta, grad, threat, fold(run_seed, t)), state),
+        start=lambda start_seed: random_in_ball(x, threat, start_seed), training=training,
+        loss_fn=loss_fn, stop_when_fooled=stop_when_fooled, compact=compact)
 
 
 def pgd(model, x, y, threat: ThreatModel, *, seed=0, training: bool = False,

@@ -45,7 +45,6 @@ import tensorflow as tf
 from msd_tf import balls, projections, shapes
 from msd_tf.attacks import base, compiled
 from msd_tf.attacks.losses import margin_loss
-from msd_tf.seeding import INIT_STREAM, fold
 from msd_tf.threats import ThreatModel
 
 PERCENTILE = 99.0  # Tramer and Boneh's q for MNIST and CIFAR-10
@@ -171,36 +170,12 @@ def slide_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf
     if threat.norm != "l1":
         raise ValueError(f"SLIDE attacks the l1 ball only. Received: threat.norm="
                          f"{threat.norm!r}")
-    batch = tf.shape(x)[0]
-    y_int = tf.cast(y, tf.int32)
-
-    def one_run(r):
-        run_seed = fold(seed, r)
-        start = random_start(x, threat.eps, fold(run_seed, INIT_STREAM))
-        use_start = tf.logical_or(r > 0, threat.random_start)
-        delta0 = tf.where(use_start, start, tf.zeros_like(x))
-
-        def body(t, delta, live):
-            _, logits, grad = base.loss_and_grad_on(
-                model, x, delta, y, live, compact=compact and stop_when_fooled,
-                training=training, loss_fn=loss_fn)
-            candidate = slide_update(x, delta, grad, eps=threat.eps, step_size=threat.alpha,
-                                     q=q)
-            if not stop_when_fooled:
-                return t + 1, candidate, live
-            correct = (tf.argmax(logits, axis=1, output_type=tf.int32) == y_int) & live
-            delta = tf.where(base.broadcast_mask(correct, x), candidate, delta)
-            return t + 1, delta, correct
-
-        _, delta, _ = tf.while_loop(
-            lambda t, d, live: (t < threat.steps) & tf.reduce_any(live), body,
-            (tf.constant(0), delta0, tf.ones([batch], tf.bool)))
-        return delta
-
-    best_delta, best_loss = base.best_of_runs(one_run, threat.restarts, x, y, model, training,
-                                              loss_fn)
-    return base.AttackOutput(delta=best_delta, loss=best_loss,
-                             counts=base.one_norm_counts(x))
+    return base.ascend(
+        model, x, y, threat, seed,
+        lambda t, delta, grad, state, run_seed: (
+            slide_update(x, delta, grad, eps=threat.eps, step_size=threat.alpha, q=q), state),
+        start=lambda start_seed: random_start(x, threat.eps, start_seed), training=training,
+        loss_fn=loss_fn, stop_when_fooled=stop_when_fooled, compact=compact)
 
 
 def slide(model, x, y, threat: ThreatModel, *, seed=0, training: bool = False,
