@@ -142,18 +142,19 @@ def select(bench: Benchmark, names: list[str] | None) -> list[Unit]:
     return [u for u in bench.units if u.name in needed]
 
 
-def _seconds(folder: str, key: str, value: float) -> dict:
-    """Wall seconds per step of a run folder, accumulated over resumptions."""
+def _add_seconds(folder: str, step: str, value: float) -> float:
+    """Adds `value` wall seconds to `step` in the folder's seconds.json and returns the
+    step's total over every resumption of the run."""
     path = os.path.join(folder, "seconds.json")
     seconds = {}
     if os.path.exists(path):
         with open(path) as f:
             seconds = json.load(f)
-    seconds[key] = round(seconds.get(key, 0.0) + value, 1)
+    seconds[step] = round(seconds.get(step, 0.0) + value, 1)
     os.makedirs(folder, exist_ok=True)
     with open(path, "w") as f:
         json.dump(seconds, f)
-    return seconds
+    return seconds[step]
 
 
 def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> dict:
@@ -194,10 +195,10 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> d
                 print(f"  {parent.label}'s model is not on disk: training it again "
                       "(seeded: the same weights)", flush=True)
                 units.train(parent, ctx, descriptions[parent.name], None)
-        _seconds(folder, "train", units.train(unit, ctx, description, parent_dir))
-        evaluated = units.eval_dir(unit, ctx, description)
-        seconds = dict(_seconds(folder, "train", 0.0), evaluate=_seconds(
-            evaluated, "evaluate", units.evaluate(unit, ctx, description))["evaluate"])
+        seconds = {"train": _add_seconds(folder, "train",
+                                         units.train(unit, ctx, description, parent_dir))}
+        seconds["evaluate"] = _add_seconds(units.eval_dir(unit, ctx, description), "evaluate",
+                                           units.evaluate(unit, ctx, description))
         if ctx.dry_run:
             continue
         try:
