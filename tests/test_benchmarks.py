@@ -241,6 +241,8 @@ def test_a_changed_recipe_or_evaluation_is_not_reused(tmp_path, mnist_dir, capsy
     (["--table=4", "--scale=S"], "--table=4 has no --scale=S"),
     (["--table=3", "--scale=smoke", "--models=msd,foo"], "unknown --models ['foo']"),
     (["--data_dir=/no/such/dir"], "--data_dir /no/such/dir"),
+    (["--table=5", "--scale=paper"], "--table=5 has no --scale=paper"),
+    (["--table=union", "--scale=paper", "--models=foo"], "unknown --models ['foo'] for"),
 ])
 def test_reproduce_bad_input_gives_one_error_line(tmp_path, args, message):
     res = subprocess.run([sys.executable, "-m", "msd_tf.reproduce", *args,
@@ -334,3 +336,31 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
                          str(tmp_path))
     assert os.path.exists(tmp_path / "filters" / "S" / "msd_a003.png")
     assert "linf" not in paths and (tmp_path / "filters_S.md").exists()
+
+
+def test_paper_scale_report_puts_ours_beside_the_papers_table_3(tmp_path):
+    """`reproduce --scale=paper` (GPU hours) ends in `reproduction.write`: checked on an
+    evaluation's results.json with hand-set numbers against the paper's Table 3 row."""
+    from msd_tf.benchmarks import reproduction
+
+    norms = {n: {"eps": eps, "acc": acc, "attacks": {}}
+             for n, eps, acc in (("linf", 0.3, 0.6), ("l2", 2.0, 0.7), ("l1", 10.0, 0.65))}
+    model = {"n": 4, "clean": 0.97, "all": 0.55, "norms": norms,
+             "paper_only": {"linf": 0.61, "l2": 0.72, "l1": 0.7, "all": 0.6},
+             "broken_only_by_added": {"linf": 0.01, "l2": 0.02, "l1": 0.05, "all": 0.05}}
+    provenance = {"num_examples": 4, "split": "test[:4]", "dataset": "mnist",
+                  "git_commit": "abc", "versions": {"tensorflow": "2.x"}}
+    os.makedirs(tmp_path / "eval")
+    (tmp_path / "eval" / "results.json").write_text(json.dumps(
+        {"models": {"msd": model}, "provenance": provenance, "suite": [{"name": "pgd_linf"}]}))
+    paths = reproduction.write(str(tmp_path), table=3, scale="paper", note="a note",
+                               models=["msd"], timings={"train/msd": 120.0, "eval": 60.0})
+    md = open(paths["md"]).read()
+    # Paper's MSD: 98.3, 62.7, 67.9, 65.0, 58.4 (PAPER_NOTES, Table 3).
+    assert ("| MSD | 97.0 (98.3, -1.3) | 60.0 (62.7, -2.7) | 70.0 (67.9, +2.1) | "
+            "65.0 (65.0, +0.0) | 55.0 (58.4, -3.4) |") in md
+    assert "| MSD | 61.0 / 60.0 / 1.0 | 72.0 / 70.0 / 2.0 | 70.0 / 65.0 / 5.0 | " in md
+    assert "| total | 3.0 |" in md and os.path.exists(paths["png"])
+    saved = json.load(open(paths["json"]))
+    assert saved["rows"]["msd"]["diff"] == {"clean": -1.3, "linf": -2.7, "l2": 2.1,
+                                            "l1": 0.0, "all": -3.4}

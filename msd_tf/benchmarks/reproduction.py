@@ -1,7 +1,6 @@
 """The reproduction report: our evaluation beside the paper's table (`msd_tf.reproduce`).
 
-Reads `<out>/eval/results.json` (and `<out>/eval_slow/` when the slow attacks ran on
-fewer examples) and writes `table<N>.md`, `table<N>.json` and `table<N>.png`.
+Reads `<out>/eval/results.json` and writes `table<N>.md`, `table<N>.json` and `table<N>.png`.
 Every number of ours comes from those files; the paper's from `msd_tf.benchmarks.paper`.
 """
 
@@ -12,7 +11,6 @@ import numpy as np
 
 from msd_tf import machine
 from msd_tf.benchmarks import paper
-from msd_tf.evaluation.aggregate import broken_in
 from msd_tf.threats import NORMS
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "all": "all"}
@@ -22,37 +20,10 @@ def pct(v):
     return None if v is None else round(100.0 * v, 1)
 
 
-def _slow_only(out: str, model: str, specs: list[dict], slow_specs: list[dict]) -> dict:
-    """Per norm and over all: % of the slow run's examples that only the slow attacks
-    broke (every other attack failed on them)."""
-    with np.load(os.path.join(out, "eval_slow", f"per_example_{model}.npz")) as f:
-        slow = {k: f[k] for k in f.files}
-    with np.load(os.path.join(out, "eval", f"per_example_{model}.npz")) as f:
-        fast = {k: f[k][:len(slow["clean"])] for k in f.files}
-    result = {}
-    for norm in (*NORMS, "all"):
-        others = np.zeros(len(slow["clean"]), bool)
-        only = np.zeros(len(slow["clean"]), bool)
-        for s in specs:
-            if norm in ("all", s["norm"]):
-                others |= broken_in(fast, s)
-        for s in slow_specs:
-            if norm in ("all", s["norm"]):
-                only |= broken_in(slow, s)
-        if any(norm in ("all", s["norm"]) for s in slow_specs):
-            result[norm] = pct(float(np.mean(slow["clean"] & only & ~others)))
-    return result
-
-
 def collect(out: str, *, table: int, models: list[str]) -> dict:
     """Our numbers (from the evaluation files) beside the paper's, per model."""
     with open(os.path.join(out, "eval", "results.json")) as f:
         results = json.load(f)
-    slow_path = os.path.join(out, "eval_slow", "results.json")
-    slow = None
-    if os.path.exists(slow_path):
-        with open(slow_path) as f:
-            slow = json.load(f)
     reference = paper.TABLES[table]
     rows = {}
     for m in models:
@@ -69,14 +40,10 @@ def collect(out: str, *, table: int, models: list[str]) -> dict:
                "paper": theirs,
                "diff": {k: None if theirs is None or strong.get(k) is None
                         else round(strong[k] - theirs[k], 1) for k in paper.COLUMNS}}
-        if slow is not None:
-            row["slow_only"] = _slow_only(out, m, results["suite"], slow["suite"])
         rows[m] = row
     prov = results["provenance"]
     return {"table": table, "n": prov["num_examples"], "split": prov["split"],
             "dataset": prov["dataset"], "suite": [a["name"] for a in results["suite"]],
-            "slow_suite": [a["name"] for a in slow["suite"]] if slow else [],
-            "slow_n": slow["provenance"]["num_examples"] if slow else None,
             "radii": {n: results["models"][models[0]]["norms"][n]["eps"] for n in NORMS
                       if n in results["models"][models[0]]["norms"]},
             "rows": rows, "provenance": prov}
@@ -104,9 +71,7 @@ def write(out: str, *, table: int, scale: str, note: str, models: list[str],
     lines = [f"# Table {table} reproduced ({scale} scale)", "",
              f"Scale: {note}.", "",
              f"Evaluation: {data['n']} examples ({data['dataset']} {data['split']}, never "
-             f"trained on); attacks: {', '.join(data['suite'])}"
-             + (f"; the slow attacks {', '.join(data['slow_suite'])} on the first "
-                f"{data['slow_n']}" if data["slow_suite"] else "") + ".", "",
+             f"trained on); attacks: {', '.join(data['suite'])}.", "",
              "## Robust accuracy (%): ours with every attack (paper's number, difference)", "",
              "| model | " + " | ".join(head) + " |", "|---" * (len(cols) + 1) + "|"]
     for m in models:
@@ -127,16 +92,6 @@ def write(out: str, *, table: int, scale: str, note: str, models: list[str],
                          r["lowered_by_added"].get(c))
             cells.append("-" if p is None else f"{p:.1f} / {a:.1f} / {low:.1f}")
         lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
-    if data["slow_suite"]:
-        slow_cols = [c for c in cols[1:] if c in next(iter(data["rows"].values()))["slow_only"]]
-        lines += ["", f"## Examples (%) of the first {data['slow_n']} that only the slow "
-                  "attacks broke (every other attack failed)", "",
-                  "| model | " + " | ".join(HEAD[c] for c in slow_cols) + " |",
-                  "|---" * (len(slow_cols) + 1) + "|"]
-        for m in models:
-            r = data["rows"][m]
-            lines.append(f"| {r['name']} | " + " | ".join(
-                f"{r['slow_only'][c]:.1f}" for c in slow_cols) + " |")
     lines += ["", *timing_lines(timings)]
     prov = data["provenance"]
     lines += ["", f"Machine: {data['machine']}; msd_tf git commit {prov['git_commit']}; "
