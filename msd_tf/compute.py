@@ -5,7 +5,8 @@ count is a measurement, not a formula).
 `Counter.wrap(model)` gives the callable the trainer hands to its adversary: every call
 adds the batch size to `forward`, and every backward pass through its logits (an
 attack's input gradient, the weight update) adds it to `backward`, through an identity
-with a custom gradient on the logits. `Counter.count(logits)` counts the logits of
+with a custom gradient on the logits (`counted`, which the evaluation's profile uses
+too, `evaluation/profiling.py`). `Counter.count(logits)` counts the logits of
 another model (RAMP's natural copy). Both are Keras `Sum` metrics of the trainer: reset
 every epoch, summed over replicas, written per epoch to history.csv
 (`forward_examples`, `backward_examples`); a run's total is the sum of its history rows
@@ -19,6 +20,24 @@ import keras
 import tensorflow as tf
 
 
+def counted(logits: tf.Tensor, on_forward, on_backward) -> tf.Tensor:
+    """`logits` unchanged: calls `on_forward(n)` now and `on_backward(n)` in every
+    backward pass through them, n their batch size (int32). Both callbacks update state
+    (a variable or a metric); a returned op runs before the gradient leaves."""
+    n = tf.shape(logits)[0]
+
+    @tf.custom_gradient
+    def identity(t):
+        def grad(dy):
+            done = on_backward(n)  # a stateful op: tf.function runs it
+            with tf.control_dependencies([done] if done is not None else []):
+                return tf.identity(dy)
+        return tf.identity(t), grad
+
+    on_forward(n)
+    return identity(logits)
+
+
 class Counter:
     """The two counting metrics (create it where the trainer creates its metrics)."""
 
@@ -29,17 +48,9 @@ class Counter:
     def count(self, logits: tf.Tensor) -> tf.Tensor:
         """`logits` unchanged, with its forward pass and every backward pass through it
         counted (examples: its batch size)."""
-        n = tf.cast(tf.shape(logits)[0], tf.float64)
-
-        @tf.custom_gradient
-        def identity(t):
-            def grad(dy):
-                self.backward.update_state(n)  # a stateful op: tf.function runs it
-                return tf.identity(dy)
-            return tf.identity(t), grad
-
-        self.forward.update_state(n)
-        return identity(logits)
+        as_float = lambda n: tf.cast(n, tf.float64)  # noqa: E731
+        return counted(logits, lambda n: self.forward.update_state(as_float(n)),
+                       lambda n: self.backward.update_state(as_float(n)))
 
     def wrap(self, model) -> "CountedModel":
         return CountedModel(model, self)

@@ -1,6 +1,7 @@
 """Where an evaluation's time goes: forward and backward passes per attack.
 
-`CountingLogits` wraps a model's logits function and counts, in TensorFlow variables
+`CountingLogits` wraps a model's logits function and counts (`compute.counted`, as
+training counts its passes), in TensorFlow variables
 (so the counts are right inside compiled attacks, `tf.while_loop`s and foolbox's eager
 code alike), the examples that went through a forward pass and those a gradient was
 taken through. `runner.run_suite` gives every attack its own counts, seconds and the
@@ -11,6 +12,7 @@ prints them (docs/PERFORMANCE.md: where an evaluation's time goes).
 import tensorflow as tf
 
 from msd_tf.attacks.base import logits_of
+from msd_tf.compute import counted
 
 
 class CountingLogits:
@@ -27,22 +29,9 @@ class CountingLogits:
         self.backward = tf.Variable(0, dtype=tf.int64, trainable=False)
 
     def __call__(self, x):
-        self.forward.assign_add(tf.cast(tf.shape(x)[0], tf.int64))
-        return self._count_gradients(logits_of(self._fn, x, False))
-
-    def _count_gradients(self, logits):
-        backward = self.backward
-
-        @tf.custom_gradient
-        def identity(z):
-            def grad(dz):
-                count = backward.assign_add(tf.cast(tf.shape(dz)[0], tf.int64))
-                with tf.control_dependencies([count]):
-                    return tf.identity(dz)
-
-            return tf.identity(z), grad
-
-        return identity(logits)
+        return counted(logits_of(self._fn, x, False),
+                       lambda n: self.forward.assign_add(tf.cast(n, tf.int64)),
+                       lambda n: self.backward.assign_add(tf.cast(n, tf.int64)))
 
     def counts(self) -> tuple[int, int]:
         """(forward, backward) example-passes so far."""
