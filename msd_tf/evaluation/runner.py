@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from msd_tf import fingerprints
-from msd_tf.evaluation import checks, profiling, suite
+from msd_tf.evaluation import adapters, checks, profiling, suite
 from msd_tf.evaluation.records import AttackRecord, EvalConfig
 
 GRID_EXAMPLES = 6  # adversarial images kept (from batch 0) for the example grid
@@ -100,7 +100,7 @@ def _run_batch(spec: suite.AttackSpec, counted, logits_fn, xb, yb, todo, *, seed
     x_adv, found = xb.copy(), np.zeros(len(xb), bool)
     start, (fwd, bwd) = time.perf_counter(), counted.counts()
     if todo.any():
-        x_adv[todo], found[todo] = suite.run_attack(spec, counted, xb[todo], yb[todo],
+        x_adv[todo], found[todo] = adapters.run_attack(spec, counted, xb[todo], yb[todo],
                                                     seed=seed, jit_compile=jit_compile)
     fwd_end, bwd_end = counted.counts()
     cost = [time.perf_counter() - start, todo.sum(), fwd_end - fwd, bwd_end - bwd]

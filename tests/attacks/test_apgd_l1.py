@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from msd_tf.attacks import apgd_l1
-from msd_tf.evaluation import checks, suite
+from msd_tf.evaluation import adapters, checks, suite
 from tests.attacks.helpers import (
     AUTOATTACK_FIXTURE,
     l1_box_reference,
@@ -98,7 +98,7 @@ def test_breaks_what_the_original_autoattack_breaks(fixture):
         if spec.norm != "l1" or not spec.kind.startswith("apgd"):
             continue
         todo = np.flatnonzero(robust)
-        x_adv, found = suite.run_attack(spec, logits_fn, x[todo], y[todo], seed=0)
+        x_adv, found = adapters.run_attack(spec, logits_fn, x[todo], y[todo], seed=0)
         sound, norms, _ = checks.verify(logits_fn, x[todo], y[todo], x_adv, found, norm="l1")
         robust[todo[sound & (norms <= 10.0 * (1 + checks.RTOL))]] = False
     aa = data["robust_l1_apgd-t"]

@@ -10,7 +10,7 @@ import tensorflow as tf
 from scipy.optimize import linprog
 
 from msd_tf.attacks import fab
-from msd_tf.evaluation import checks, suite
+from msd_tf.evaluation import adapters, checks, suite
 from msd_tf.threats import ThreatModel
 from tests.attacks.helpers import digits, norms_of, small_cnn
 
@@ -289,7 +289,7 @@ def test_the_suite_result_is_sound_and_inside_the_radius():
     logits_fn = lambda v: model(v, training=False)  # noqa: E731
     for norm, eps in (("linf", 0.02), ("l2", 0.3), ("l1", 2.0)):
         spec = suite.AttackSpec(f"fab_t_{norm}", "fab_t", norm, eps, 9, steps=10)
-        x_adv, found = suite.run_attack(spec, logits_fn, x, y, seed=0)
+        x_adv, found = adapters.run_attack(spec, logits_fn, x, y, seed=0)
         sound, norms, rejected = checks.verify(logits_fn, x, y, x_adv, found, norm=norm)
         assert not rejected.any() and found.any()
         assert np.all(norms[sound] <= eps * (1 + 1e-6))

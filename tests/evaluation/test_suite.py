@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from msd_tf.evaluation import checks, suite
+from msd_tf.evaluation import adapters, checks, suite
 from msd_tf.evaluation.records import EvalConfig
 from tests.conftest import SHARED_MNIST
 
@@ -87,7 +87,7 @@ def test_attack_runs_and_stays_inside_its_radius(spec, trained):
     logits_fn = lambda v: model(v, training=False)  # noqa: E731
     correct = checks.predict(logits_fn, x) == y
     assert correct.mean() > 0.5
-    x_adv, found = suite.run_attack(spec, logits_fn, x[correct], y[correct], seed=0)
+    x_adv, found = adapters.run_attack(spec, logits_fn, x[correct], y[correct], seed=0)
     assert x_adv.shape == x[correct].shape and x_adv.min() >= 0 and x_adv.max() <= 1
     sound, norms, rejected = checks.verify(logits_fn, x[correct], y[correct], x_adv, found,
                                            norm=spec.norm)
@@ -125,13 +125,13 @@ def test_minimal_norm_attack_agrees_with_a_fixed_radius_run_on_a_known_case():
 
     y = np.ones(12, np.int32)
     spec = suite.AttackSpec("ddn", "ddn", "l2", 0.3, 1, steps=200)
-    x_adv, found = suite.run_attack(spec, logits_fn, x, y)
+    x_adv, found = adapters.run_attack(spec, logits_fn, x, y)
     sound, norms, _ = checks.verify(logits_fn, x, y, x_adv, found, norm="l2")
     assert sound.all()
     np.testing.assert_allclose(norms, margins, rtol=0.05, atol=0.01)
     eps = 0.3
     direct = suite.AttackSpec("pgd_l2", "pgd", "l2", eps, 1, steps=50, alpha=0.05)
-    xa, fa = suite.run_attack(direct, logits_fn, x, y)
+    xa, fa = adapters.run_attack(direct, logits_fn, x, y)
     s2, n2, _ = checks.verify(logits_fn, x, y, xa, fa, norm="l2")
     from_min_norms = checks.broken_at(sound, norms, eps)
     np.testing.assert_array_equal(checks.broken_at(s2, n2, eps), margins <= eps)

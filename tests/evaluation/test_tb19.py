@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from msd_tf.evaluation import suite
+from msd_tf.evaluation import adapters, suite
 from msd_tf.evaluation.records import EvalConfig
 from tests.conftest import SHARED_MNIST
 
@@ -98,7 +98,7 @@ def test_pgd_takes_the_margin_loss_and_a_random_start_on_its_one_run():
     def pgd(steps, **options):
         spec = suite.AttackSpec("p", "pgd", "linf", 0.3, steps=steps, alpha=0.0075,
                                 options=options)
-        x_adv, found = suite.run_attack(spec, logits_fn, x, y, seed=1)
+        x_adv, found = adapters.run_attack(spec, logits_fn, x, y, seed=1)
         assert not found.any()
         return x_adv - x
 
