@@ -156,6 +156,94 @@ def _grid_init(x, seed, patterns: np.ndarray):
     return delta
 
 
+class _Moves:
+    """Square's moves in one ball: `start(run_seed)`, a run's first perturbation, and
+    `candidate(i, delta, it_seed)`, query i's change of the best perturbation so far.
+    One subclass per norm (`MOVES`); every move stays in the ball and the box."""
+
+    def __init__(self, x: tf.Tensor, eps, n_queries: int, p_init: float):
+        self.x, self.eps, self.n_queries, self.p_init = x, eps, n_queries, p_init
+        self.height, self.width, self.channels = (int(x.shape[1]), int(x.shape[2]),
+                                                  int(x.shape[3]))
+        self.hw, self.batch = float(self.height * self.width), tf.shape(x)[0]
+
+
+class _LinfMoves(_Moves):
+    """Vertical stripes of +-eps; a window set to +-eps (a random sign per channel)."""
+
+    def start(self, run_seed):
+        stripes = _signs(run_seed, tf.stack([self.batch, 1, self.width, self.channels]))
+        return projections.project_box(self.x, self.eps * stripes)
+
+    def candidate(self, i, delta, it_seed):
+        s = _side(i, self.n_queries, self.p_init, self.hw, 1, min(self.height, self.width),
+                  odd=False)
+        m1, _ = _windows(it_seed, self.batch, s, self.height, self.width)
+        sign = _signs(fold(it_seed, 4), tf.stack([self.batch, 1, 1, self.channels]))
+        return projections.project_box(self.x, tf.where(m1 > 0, self.eps * sign, delta))
+
+
+class _EtaMoves(_Moves):
+    """l_2 and l_1: the eta grid start; a candidate puts a new signed eta square, plus
+    window 1's old direction, into window 1 with the mass (`mass`) of windows 1 and 2 and
+    the unused budget, and empties window 2. A subclass gives the per-channel window
+    norm `window_norm`, `mass`, and `onto_ball` (the start's and the candidate's last
+    step into the ball and the box)."""
+
+    def __init__(self, x, eps, n_queries, p_init):
+        super().__init__(x, eps, n_queries, p_init)
+        self.patterns_np = _patterns(max(self.height, self.width))
+        self.patterns = tf.constant(self.patterns_np)
+
+    def start(self, run_seed):
+        return self.onto_ball(_grid_init(self.x, run_seed, self.patterns_np))
+
+    def candidate(self, i, delta, it_seed):
+        s = _side(i, self.n_queries, self.p_init, self.hw, 3, min(self.height, self.width),
+                  odd=True)
+        m1, eta = _windows(it_seed, self.batch, s, self.height, self.width, self.patterns)
+        m2, _ = _windows(fold(it_seed, 5), self.batch, s, self.height, self.width)
+        sign = _signs(fold(it_seed, 6), tf.stack([self.batch, 1, 1, self.channels]))
+        old = delta * m1
+        new = eta * sign + old / (self.window_norm(old) + 1e-12)
+        new = new / (self.window_norm(new) + 1e-12) * self.mass(delta, tf.maximum(m1, m2))
+        return self.onto_ball(tf.where(m1 > 0, new, tf.where(m2 > 0, 0.0, delta)))
+
+
+class _L2Moves(_EtaMoves):
+    """Square-l_2: the whole perturbation rescaled to l_2 norm eps, then clipped."""
+
+    def window_norm(self, t):
+        return tf.sqrt(_sum_hw(t ** 2))
+
+    def mass(self, delta, both):
+        room = tf.nn.relu(self.eps ** 2 - _per_example(delta, "l2") ** 2) / self.channels
+        return tf.sqrt(room + _per_example(delta * both, "l2") ** 2)
+
+    def onto_ball(self, delta):
+        return projections.project_box(
+            self.x, delta / tf.maximum(_per_example(delta, "l2"), 1e-12) * self.eps)
+
+
+class _L1Moves(_EtaMoves):
+    """AutoAttack's Square for l_1: l_1 masses (times the channels), then the exact
+    projection onto the l_1 ball of radius eps (1 - 1e-6) and the box; the start is the
+    unnormalized eta grid so projected."""
+
+    def window_norm(self, t):
+        return _sum_hw(tf.abs(t))
+
+    def mass(self, delta, both):
+        room = tf.nn.relu(self.eps - _per_example(delta, "l1")) / self.channels
+        return (room + _sum_hw(tf.abs(delta * both))) * self.channels
+
+    def onto_ball(self, delta):
+        return projections.project_l1_box(self.x, delta, self.eps * (1.0 - 1e-6))
+
+
+MOVES = {"linf": _LinfMoves, "l2": _L2Moves, "l1": _L1Moves}
+
+
 def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.Tensor, *,
                  n_queries: int = QUERIES, p_init: float = P_INIT,
                  training: bool = False) -> base.AttackOutput:
@@ -177,63 +265,21 @@ def square_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: t
                          f"Received shape {x.shape}")
     if n_queries < 1:
         raise ValueError(f"Argument `n_queries` must be >= 1. Received: {n_queries}")
-    if threat.norm not in ("linf", "l2", "l1"):
+    if threat.norm not in MOVES:
         raise ValueError(f"Square attacks the l_inf, l_2 or l_1 ball. Received "
                          f"norm={threat.norm!r}")
-    height, width, channels = int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
-    hw, eps, lp = float(height * width), threat.eps, threat.norm
-    l1_radius = eps * (1.0 - 1e-6)  # AutoAttack's margin against rounding
-    patterns_np = _patterns(max(height, width))
-    patterns = tf.constant(patterns_np)
-    batch = tf.shape(x)[0]
+    moves = MOVES[threat.norm](x, threat.eps, n_queries, p_init)
 
     def score(delta):
         return margin(base.logits_of(model, x + delta, training), y)
 
-    def start(run_seed):
-        if lp == "linf":
-            stripes = _signs(run_seed, tf.stack([batch, 1, width, channels]))
-            return projections.project_box(x, eps * stripes)
-        grid = _grid_init(x, run_seed, patterns_np)
-        if lp == "l1":
-            return projections.project_l1_box(x, grid, l1_radius)
-        return projections.project_box(x, grid / tf.maximum(_per_example(grid, "l2"), 1e-12)
-                                       * eps)
-
-    def candidate(i, delta, it_seed):
-        if lp == "linf":
-            s = _side(i, n_queries, p_init, hw, 1, min(height, width), odd=False)
-            m1, _ = _windows(it_seed, batch, s, height, width)
-            sign = _signs(fold(it_seed, 4), tf.stack([batch, 1, 1, channels]))
-            return projections.project_box(x, tf.where(m1 > 0, eps * sign, delta))
-        s = _side(i, n_queries, p_init, hw, 3, min(height, width), odd=True)
-        m1, eta = _windows(it_seed, batch, s, height, width, patterns)
-        m2, _ = _windows(fold(it_seed, 5), batch, s, height, width)
-        sign = _signs(fold(it_seed, 6), tf.stack([batch, 1, 1, channels]))
-        both = tf.maximum(m1, m2)
-        old = delta * m1
-        if lp == "l1":
-            new = eta * sign + old / (_sum_hw(tf.abs(old)) + 1e-12)
-            room = tf.nn.relu(eps - _per_example(delta, "l1")) / channels
-            mass = (room + _sum_hw(tf.abs(delta * both))) * channels
-            new = new / (_sum_hw(tf.abs(new)) + 1e-12) * mass
-            moved = tf.where(m1 > 0, new, tf.where(m2 > 0, 0.0, delta))
-            return projections.project_l1_box(x, moved, l1_radius)
-        new = eta * sign + old / (tf.sqrt(_sum_hw(old ** 2)) + 1e-12)
-        room = tf.nn.relu(eps ** 2 - _per_example(delta, "l2") ** 2) / channels
-        mass = tf.sqrt(room + _per_example(delta * both, "l2") ** 2)
-        new = new / (tf.sqrt(_sum_hw(new ** 2)) + 1e-12) * mass
-        moved = tf.where(m1 > 0, new, tf.where(m2 > 0, 0.0, delta))
-        moved = moved / tf.maximum(_per_example(moved, "l2"), 1e-12) * eps
-        return projections.project_box(x, moved)
-
     def one_run(r):
         run_seed = fold(seed, r)
-        delta0 = start(fold(run_seed, INIT_STREAM))
+        delta0 = moves.start(fold(run_seed, INIT_STREAM))
         margin0 = score(delta0)
 
         def body(i, delta, best):
-            new = candidate(i, delta, fold(run_seed, i))
+            new = moves.candidate(i, delta, fold(run_seed, i))
             new_margin = score(new)
             take = (new_margin < best) & (best > 0)
             return (i + 1, tf.where(base.broadcast_mask(take, x), new, delta),
