@@ -128,21 +128,34 @@ class TrainConfig:
 
 
 def _upgrade(saved: dict) -> dict:
-    """A config.json written before the threats were nested (flat `linf_eps`, ...)."""
-    if "threats" in saved or "linf_eps" not in saved:
-        return saved
+    """A config.json written before the threats were nested (flat `linf_eps`, ...), or
+    before the l_1 settings moved into `ThreatModel.l1` (`k_range`, `l1_gap`,
+    `l1_projection` on every threat), in today's form."""
     saved = dict(saved)
-    common = {"random_start": saved.pop("random_start", False)}
+    if "threats" not in saved and "linf_eps" in saved:
+        common = {"random_start": saved.pop("random_start", False)}
+        threats = []
+        for n in NORMS:
+            fields = {k: saved.pop(f"{n}_{k}") for k in ("eps", "alpha", "steps")}
+            if n == "l1":
+                fields.update(restarts=saved.pop("l1_restarts"),
+                              k_range=[saved.pop("l1_k1"), saved.pop("l1_k2")],
+                              l1_projection=saved.pop("l1_projection"))
+            if n in saved.get("norms", NORMS):
+                threats.append(dict(norm=n, **fields, **common))
+        saved.pop("norms", None)
+        saved["threats"] = threats
+    if "threats" not in saved:
+        return saved
     threats = []
-    for n in NORMS:
-        fields = {k: saved.pop(f"{n}_{k}") for k in ("eps", "alpha", "steps")}
-        if n == "l1":
-            fields.update(restarts=saved.pop("l1_restarts"),
-                          k_range=[saved.pop("l1_k1"), saved.pop("l1_k2")],
-                          l1_projection=saved.pop("l1_projection"))
-        if n in saved.get("norms", NORMS):
-            threats.append(dataclasses.asdict(ThreatModel(norm=n, **fields, **common)))
-    saved.pop("norms", None)
+    for t in saved["threats"]:
+        t = dict(t)
+        flat = {new: t.pop(old) for old, new in (("k_range", "k_range"), ("l1_gap", "gap"),
+                                                 ("l1_projection", "projection"))
+                if old in t}
+        if flat and t.get("norm") == "l1":
+            t["l1"] = flat
+        threats.append(dataclasses.asdict(ThreatModel(**t)))
     saved["threats"] = json.loads(json.dumps(threats))
     return saved
 

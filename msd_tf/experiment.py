@@ -104,7 +104,7 @@ def check_output_dir(config: TrainConfig, train_sha256: str) -> None:
     try:
         with open(path) as f:
             old = experiment_of(json.load(f))
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError, AttributeError) as e:
         raise RunError(f"{path} is corrupt ({e}); put the run's config.json back or use "
                        "a new --output_dir.") from e
     new = config.experiment(train_sha256)

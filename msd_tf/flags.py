@@ -14,7 +14,7 @@ from msd_tf.config import DEFAULT_THREATS, PRECISIONS, TrainConfig
 from msd_tf.distribute import STRATEGIES
 from msd_tf.models import MODELS
 from msd_tf.optimizers import OPTIMIZERS
-from msd_tf.threats import L1_PROJECTIONS, NORMS, ThreatModel
+from msd_tf.threats import L1_PROJECTIONS, NORMS, L1Step, ThreatModel
 
 _DEFAULT = {t.norm: t for t in DEFAULT_THREATS}  # per-norm defaults
 _D = TrainConfig  # every other default is TrainConfig's (one source)
@@ -43,11 +43,11 @@ def define(fv: flags.FlagValues) -> None:
           lower_bound=1)
     d(flags.DEFINE_integer, "l1_restarts", _DEFAULT["l1"].restarts, "l_1 PGD runs.",
       lower_bound=1)
-    d(flags.DEFINE_integer, "l1_k1", _DEFAULT["l1"].k_range[0],
+    d(flags.DEFINE_integer, "l1_k1", _DEFAULT["l1"].l1.k_range[0],
       "Smallest k of the top-k l_1 step.", lower_bound=1)
-    d(flags.DEFINE_integer, "l1_k2", _DEFAULT["l1"].k_range[1],
+    d(flags.DEFINE_integer, "l1_k2", _DEFAULT["l1"].l1.k_range[1],
       "Largest k of the top-k l_1 step.", lower_bound=1)
-    enum("l1_projection", _DEFAULT["l1"].l1_projection, list(L1_PROJECTIONS),
+    enum("l1_projection", _DEFAULT["l1"].l1.projection, list(L1_PROJECTIONS),
          "l_1 projection: the paper's clip-then-project, or the exact ball-and-box "
          "projection.")
     d(flags.DEFINE_bool, "random_start", False, "PGD starts at a random point of its ball; "
@@ -125,8 +125,8 @@ def _threats(fv: flags.FlagValues) -> tuple[ThreatModel, ...]:
         extra = {}
         if n == "l1":
             extra = dict(restarts=fv["l1_restarts"].value,
-                         k_range=(fv["l1_k1"].value, fv["l1_k2"].value),
-                         l1_projection=fv["l1_projection"].value)
+                         l1=L1Step(k_range=(fv["l1_k1"].value, fv["l1_k2"].value),
+                                   projection=fv["l1_projection"].value))
         out.append(ThreatModel(norm=n, eps=fv[f"{n}_eps"].value,
                                alpha=fv[f"{n}_alpha"].value, steps=fv[f"{n}_steps"].value,
                                random_start=fv["random_start"].value, **extra))

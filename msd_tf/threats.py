@@ -24,6 +24,35 @@ def check_norm(norm: str) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
+class L1Step:
+    """What only the l_1 ball has: the paper's top-k step and its projection.
+
+    Attributes:
+      k_range: (k1, k2), the l_1 step moves k coordinates, k drawn uniformly from
+        [k1, k2] at every iteration (appendix A.1).
+      gap: the A.2 restriction's distance from the box faces, in [0, 0.5).
+      projection: "clip_then_project" (the paper's order, default) or "exact"
+        (`projections.project_l1_box`, the projection onto ball and box).
+    """
+
+    k_range: tuple[int, int] = K_RANGE
+    gap: float = L1_GAP
+    projection: str = "clip_then_project"
+
+    def __post_init__(self):
+        k1, k2 = self.k_range
+        if not (isinstance(k1, int) and isinstance(k2, int) and 1 <= k1 <= k2):
+            raise ValueError("L1Step field `k_range` must be integers with 1 <= k1 <= k2. "
+                             f"Received: k_range={self.k_range!r}")
+        if not 0 <= self.gap < 0.5:
+            raise ValueError(f"L1Step field `gap` must be in [0, 0.5). Received: gap={self.gap!r}")
+        if self.projection not in L1_PROJECTIONS:
+            raise ValueError(f"L1Step field `projection` must be one of {L1_PROJECTIONS}. "
+                             f"Received: projection={self.projection!r}")
+        object.__setattr__(self, "k_range", (int(k1), int(k2)))
+
+
+@dataclasses.dataclass(frozen=True)
 class ThreatModel:
     """An l_p ball of radius `eps` and the PGD settings used to search it.
 
@@ -36,11 +65,9 @@ class ThreatModel:
         `random_start`; every later run starts at a random point of the ball.
       random_start: start the first run at a random point of the ball as well (MSD:
         each example starts in one of the balls that ask for it, `attacks/msd.py`).
-      k_range: (k1, k2), the l_1 step moves k coordinates, k drawn uniformly from
-        [k1, k2] at every iteration (appendix A.1). Ignored for l_inf and l_2.
-      l1_gap: the A.2 restriction's distance from the box faces.
-      l1_projection: "clip_then_project" (the paper's order, default) or
-        "exact" (`projections.project_l1_box`, the projection onto ball and box).
+      l1: the l_1 ball's own settings (`L1Step`, or a dict of its fields as read from
+        JSON); the default `L1Step()` for l_1, and None (nothing to set) for l_inf and
+        l_2.
     """
 
     norm: str
@@ -49,9 +76,7 @@ class ThreatModel:
     steps: int
     restarts: int = 1
     random_start: bool = False
-    k_range: tuple[int, int] = K_RANGE
-    l1_gap: float = L1_GAP
-    l1_projection: str = "clip_then_project"
+    l1: L1Step | None = None
 
     def __post_init__(self):
         if self.norm not in NORMS:
@@ -67,19 +92,23 @@ class ThreatModel:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"ThreatModel field `{name}` must be an integer >= 1. "
                                  f"Received: {name}={value!r}")
-        k1, k2 = self.k_range
-        if not (isinstance(k1, int) and isinstance(k2, int) and 1 <= k1 <= k2):
-            raise ValueError("ThreatModel field `k_range` must be integers with 1 <= k1 <= k2. "
-                             f"Received: k_range={self.k_range!r}")
-        if not 0 <= self.l1_gap < 0.5:
-            raise ValueError("ThreatModel field `l1_gap` must be in [0, 0.5). "
-                             f"Received: l1_gap={self.l1_gap!r}")
-        if self.l1_projection not in L1_PROJECTIONS:
-            raise ValueError(f"ThreatModel field `l1_projection` must be one of {L1_PROJECTIONS}."
-                             f" Received: l1_projection={self.l1_projection!r}")
+        l1 = self.l1
+        if self.norm != "l1":
+            if l1 is not None:
+                raise ValueError(f"ThreatModel field `l1` is the l_1 ball's; a {self.norm} "
+                                 f"threat takes none. Received: l1={l1!r}")
+        elif l1 is None:
+            l1 = L1Step()
+        elif isinstance(l1, dict):
+            unknown = sorted(set(l1) - {f.name for f in dataclasses.fields(L1Step)})
+            if unknown:
+                raise ValueError(f"ThreatModel field `l1`: L1Step has no field(s) {unknown}.")
+            l1 = L1Step(**{k: tuple(v) if k == "k_range" else v for k, v in l1.items()})
+        elif not isinstance(l1, L1Step):
+            raise ValueError(f"ThreatModel field `l1` must be an L1Step. Received: l1={l1!r}")
+        object.__setattr__(self, "l1", l1)
         object.__setattr__(self, "eps", float(self.eps))
         object.__setattr__(self, "alpha", float(self.alpha))
-        object.__setattr__(self, "k_range", (int(k1), int(k2)))
 
     def replace(self, **changes) -> "ThreatModel":
         """A copy with some fields changed (validated again)."""

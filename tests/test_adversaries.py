@@ -7,11 +7,11 @@ from msd_tf import adversaries
 from msd_tf.adversaries import ADVERSARIES, eat_choice, make_adversary
 from msd_tf.attacks import pgd_delta
 from msd_tf.seeding import fold
-from msd_tf.threats import NORMS, ThreatModel
+from msd_tf.threats import NORMS, L1Step, ThreatModel
 from tests.attacks.helpers import digits, small_cnn
 
 THREATS = (ThreatModel("linf", 0.3, 0.05, 3), ThreatModel("l2", 2.0, 0.4, 3),
-           ThreatModel("l1", 10.0, 2.0, 3, k_range=(10, 10)))
+           ThreatModel("l1", 10.0, 2.0, 3, l1=L1Step(k_range=(10, 10))))
 
 
 def test_registry_names_and_errors():

@@ -11,13 +11,13 @@ from msd_tf import data, schedules
 from msd_tf.adversaries import make_adversary
 from msd_tf.attacks import pgd
 from msd_tf.models import mnist_cnn
-from msd_tf.threats import ThreatModel
+from msd_tf.threats import L1Step, ThreatModel
 from msd_tf.training import AdversarialTrainer
 
 # Short MSD at the paper's radii with the step sizes of the budget-S recipe
 # (flags/mnist/S/msd.cfg): 5 iterations, the sparser l_1 step (2-10 coordinates).
 TRAIN = (ThreatModel("linf", 0.3, 0.1, 5), ThreatModel("l2", 2.0, 0.5, 5),
-         ThreatModel("l1", 10.0, 6.0, 5, k_range=(2, 10)))
+         ThreatModel("l1", 10.0, 6.0, 5, l1=L1Step(k_range=(2, 10))))
 # Evaluation PGD at the paper's radii and step sizes, 50 iterations each.
 EVAL = (ThreatModel("linf", 0.3, 0.01, 50), ThreatModel("l2", 2.0, 0.1, 50),
         ThreatModel("l1", 10.0, 0.8, 50))

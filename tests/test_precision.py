@@ -50,7 +50,7 @@ def _one_step(precision, adversary):
     try:
         keras.utils.set_random_seed(0)
         union = (threats.ThreatModel("linf", 0.3, 0.05, 3), threats.ThreatModel("l2", 2.0, 0.4, 3),
-                 threats.ThreatModel("l1", 10.0, 2.0, 3, k_range=(10, 10)))
+                 threats.ThreatModel("l1", 10.0, 2.0, 3, l1=threats.L1Step(k_range=(10, 10))))
         trainer = AdversarialTrainer(mnist_cnn(), make_adversary(adversary, union, msd_steps=3))
         trainer.compile(optimizer=keras.optimizers.SGD(0.05),
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))

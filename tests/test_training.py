@@ -6,12 +6,12 @@ import tensorflow as tf
 from msd_tf.adversaries import make_adversary
 from msd_tf.attacks.losses import cross_entropy
 from msd_tf.seeding import fold
-from msd_tf.threats import NORMS, ThreatModel
+from msd_tf.threats import NORMS, L1Step, ThreatModel
 from tests.attacks.helpers import digits
 
 # Deterministic adversary: MSD has no random start, and k1 == k2 removes the random k.
 THREATS = (ThreatModel("linf", 0.3, 0.05, 3), ThreatModel("l2", 2.0, 0.4, 3),
-           ThreatModel("l1", 10.0, 2.0, 3, k_range=(10, 10)))
+           ThreatModel("l1", 10.0, 2.0, 3, l1=L1Step(k_range=(10, 10))))
 
 
 def _trainer(strategy, adversary_name, seed=0, **compile_kwargs):

@@ -150,8 +150,7 @@ def slide_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf
     Args:
       model: a Keras model or callable mapping images in [0, 1] to logits.
       x: `[B, ...]` images in [0, 1]; y: `[B]` int labels.
-      threat: an l_1 `ThreatModel` (`k_range`, `l1_gap`, `l1_projection` are the
-        paper's l_1 step's and are not used).
+      threat: an l_1 `ThreatModel` (its `l1`, the paper's l_1 step, is not used).
       seed: `[2]` int64 stateless seed (see `as_seed`).
       training: passed to the model.
       loss_fn: per-example loss `(logits, y) -> [B]` to ascend (default: the margin

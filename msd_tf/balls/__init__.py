@@ -48,7 +48,7 @@ def projected_step(x: tf.Tensor, delta: tf.Tensor, grad: tf.Tensor,
 
     Order (PAPER_NOTES section 3): clip `x + delta` to the box, then project onto
     the l_p ball; for l_2 and l_1 the ball projection shrinks delta toward 0, so the
-    result lies in both sets. With `threat.l1_projection == "exact"` the l_1
+    result lies in both sets. With `threat.l1.projection == "exact"` the l_1
     candidate uses `project_l1_box`, the exact projection onto the intersection.
 
     Args:

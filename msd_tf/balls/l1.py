@@ -11,7 +11,7 @@ from msd_tf.threats import ThreatModel
 
 def draw_k(threat: ThreatModel, seed: tf.Tensor) -> tf.Tensor:
     """The l_1 step's k for one iteration: uniform on the integers [k1, k2]."""
-    k1, k2 = threat.k_range
+    k1, k2 = threat.l1.k_range
     return tf.random.stateless_uniform([], fold(seed, K_STREAM), k1, k2 + 1, tf.int32)
 
 
@@ -23,16 +23,16 @@ class L1(Ball):
 
     def steepest_step(self, grad, x_adv, threat, seed):
         return steps.steepest_step_l1(grad, x_adv, alpha=threat.alpha,
-                                      k=draw_k(threat, seed), k_max=threat.k_range[1],
-                                      gap=threat.l1_gap)
+                                      k=draw_k(threat, seed), k_max=threat.l1.k_range[1],
+                                      gap=threat.l1.gap)
 
     def project(self, delta, eps):
         return projections.project_l1(delta, eps)
 
     def project_with_box(self, x, delta, threat):
-        """With `threat.l1_projection == "exact"`: the exact projection onto the
+        """With `threat.l1.projection == "exact"`: the exact projection onto the
         intersection (`project_l1_box`); else clip, then project (the paper's order)."""
-        if threat.l1_projection == "exact":
+        if threat.l1.projection == "exact":
             return projections.project_l1_box(x, delta, threat.eps)
         return super().project_with_box(x, delta, threat)
 

@@ -7,7 +7,7 @@ from msd_tf.attacks.losses import cross_entropy
 from msd_tf.balls import projected_step
 from msd_tf.balls.l1 import draw_k
 from msd_tf.seeding import as_seed, fold
-from msd_tf.threats import ThreatModel
+from msd_tf.threats import L1Step, ThreatModel
 from tests.attacks.helpers import digits, norms_of, small_cnn
 
 THREATS = (ThreatModel("linf", 0.3, 0.05, 1), ThreatModel("l2", 2.0, 0.4, 1),
@@ -95,7 +95,7 @@ def test_msd_with_one_ball_returns_the_best_iterate_of_pgd_without_freezing():
 def test_msd_seed_changes_random_k_only_through_the_seed():
     model = small_cnn(seed=7)
     x, y = digits(8, seed=8)
-    th = (ThreatModel("l1", 10.0, 2.0, 1, k_range=(5, 20)),)
+    th = (ThreatModel("l1", 10.0, 2.0, 1, l1=L1Step(k_range=(5, 20))),)
     a = msd(model, x, y, th, steps=5, seed=1).numpy()
     b = msd(model, x, y, th, steps=5, seed=1).numpy()
     c = msd(model, x, y, th, steps=5, seed=2).numpy()

@@ -6,7 +6,7 @@ from msd_tf.attacks import compiled, pgd, pgd_delta
 from msd_tf.attacks.losses import cross_entropy
 from msd_tf.balls import random_in_ball
 from msd_tf.seeding import as_seed
-from msd_tf.threats import ThreatModel
+from msd_tf.threats import L1Step, ThreatModel
 from tests.attacks.helpers import digits, linear_loss, linear_problem, norms_of, small_cnn
 
 
@@ -28,7 +28,7 @@ def test_l2_reaches_eps_w_over_norm():
 @pytest.mark.parametrize("projection", ["clip_then_project", "exact"])
 def test_l1_concentrates_on_largest_weights_the_box_allows(projection):
     model, x, y, w = linear_problem()
-    threat = ThreatModel("l1", 10.0, 0.8, 200, l1_projection=projection)
+    threat = ThreatModel("l1", 10.0, 0.8, 200, l1=L1Step(projection=projection))
     d = pgd(model, x, y, threat, loss_fn=linear_loss, seed=3).numpy() - x
     # Optimum of w.delta over {||delta||_1 <= 10, 0 <= x + delta <= 1}: the 20
     # largest |w_i| each moved 0.5 toward sign(w_i).
