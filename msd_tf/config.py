@@ -22,15 +22,9 @@ DEFAULT_THREATS = tuple(t.replace(restarts=1) for t in presets("mnist", phase="t
 _NOT_EXPERIMENT = ("output_dir", "epochs", "data_dir", "eval_split", "keep_checkpoints")
 # Part of the experiment only when not at these defaults (a run written before they
 # existed resumes).
-_ONLY_WHEN_SET = {"ema": 0.0, "train_attack": "pgd", "shift": 0}
-# Part of the experiment for RAMP runs only (a run of another adversary written before
-# these fields existed resumes).
-_RAMP_ONLY = ("ramp_lambda", "ramp_pair", "ramp_projection")
-
-
-def _not_experiment(adversary: str | None) -> tuple[str, ...]:
-    """The config fields that are not part of a run's experiment for this adversary."""
-    return _NOT_EXPERIMENT + (() if adversary == "ramp" else _RAMP_ONLY)
+_ONLY_WHEN_SET = {"ema": 0.0, "train_attack": "pgd", "shift": 0, "adversary_options": {}}
+# RAMP's options as config.json held them before `adversary_options` (flat fields).
+_RAMP_FIELDS = {"ramp_lambda": "lam", "ramp_pair": "pair", "ramp_projection": "projection"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +43,7 @@ class TrainConfig:
     adversary: str = "msd"
     threats: tuple[ThreatModel, ...] = DEFAULT_THREATS
     msd_steps: int = 100
-    ramp_lambda: float = 5.0
-    ramp_pair: tuple[str, ...] = ("linf", "l1")
-    ramp_projection: float | None = None
+    adversary_options: dict = dataclasses.field(default_factory=dict)
     attack_training_mode: bool = False
     train_attack: str = "pgd"
     epochs: int = 15
@@ -95,8 +87,11 @@ class TrainConfig:
             raise ValueError("`threats` must be one ThreatModel per norm, distinct, in the order "
                              f"{NORMS}. Received norms {norms}")
         object.__setattr__(self, "threats", threats)
-        object.__setattr__(self, "ramp_pair", tuple(self.ramp_pair))
-        object.__setattr__(self, "ramp_lambda", float(self.ramp_lambda))
+        options = self.adversary_options
+        if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+            raise ValueError("`adversary_options` must be a dict of the adversary's options "
+                             f"by name. Received: {options!r}")
+        object.__setattr__(self, "adversary_options", dict(options))
         object.__setattr__(self, "lr_epochs", tuple(float(v) for v in self.lr_epochs))
         object.__setattr__(self, "lr_values", tuple(float(v) for v in self.lr_values))
         if len(self.lr_epochs) != len(self.lr_values) or len(self.lr_epochs) < 2:
@@ -118,7 +113,7 @@ class TrainConfig:
         """The fields that define the experiment (a resumed run must match them), with
         the training data's content fingerprint in place of `data_dir`."""
         d = dataclasses.asdict(self)
-        for k in _not_experiment(self.adversary):
+        for k in _NOT_EXPERIMENT:
             d.pop(k)
         for k, default in _ONLY_WHEN_SET.items():
             if d[k] == default:
@@ -130,8 +125,12 @@ class TrainConfig:
 def _upgrade(saved: dict) -> dict:
     """A config.json written before the threats were nested (flat `linf_eps`, ...), or
     before the l_1 settings moved into `ThreatModel.l1` (`k_range`, `l1_gap`,
-    `l1_projection` on every threat), in today's form."""
+    `l1_projection` on every threat), or before RAMP's options moved into
+    `adversary_options` (`ramp_lambda`, ... on every run), in today's form."""
     saved = dict(saved)
+    ramp = {new: saved.pop(old) for old, new in _RAMP_FIELDS.items() if old in saved}
+    if ramp and saved.get("adversary") == "ramp":
+        saved["adversary_options"] = ramp
     if "threats" not in saved and "linf_eps" in saved:
         common = {"random_start": saved.pop("random_start", False)}
         threats = []
@@ -163,6 +162,5 @@ def _upgrade(saved: dict) -> dict:
 def experiment_of(saved: dict) -> dict:
     """`TrainConfig.experiment` of a saved config.json (its extra keys included)."""
     saved = _upgrade(saved)
-    drop = _not_experiment(saved.get("adversary"))
     return {k: v for k, v in saved.items()
-            if k not in drop and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET[k])}
+            if k not in _NOT_EXPERIMENT and not (k in _ONLY_WHEN_SET and v == _ONLY_WHEN_SET[k])}

@@ -120,8 +120,7 @@ def check_output_dir(config: TrainConfig, train_sha256: str) -> None:
 def adversary_of(config: TrainConfig, name: str | None = None) -> Adversary:
     """The adversary `config` trains with (or adversary `name` at its settings)."""
     name = name or config.adversary
-    options = (dict(lam=config.ramp_lambda, pair=config.ramp_pair,
-                    projection=config.ramp_projection) if name == "ramp" else {})
+    options = config.adversary_options if name == config.adversary else {}
     return make_adversary(name, config.threats, msd_steps=config.msd_steps,
                           training=config.attack_training_mode,
                           train_attack=config.train_attack, **options)

@@ -53,13 +53,12 @@ def define(fv: flags.FlagValues) -> None:
     d(flags.DEFINE_bool, "random_start", False, "PGD starts at a random point of its ball; "
       "MSD at one of a ball drawn per example.")
     d(flags.DEFINE_integer, "msd_steps", _D.msd_steps, "MSD iterations.", lower_bound=1)
-    d(flags.DEFINE_float, "ramp_lambda", _D.ramp_lambda, "RAMP: weight of its KL term (5 "
-      "from scratch, 1.5 for fine-tuning in its authors' scripts).", lower_bound=0)
-    d(flags.DEFINE_list, "ramp_pair", list(_D.ramp_pair), "RAMP: the source and target "
-      "norms, each attacked with APGD at its --<norm>_eps and --<norm>_steps.")
-    d(flags.DEFINE_float, "ramp_projection", None, "RAMP: its gradient projection with this "
-      "beta (their from-scratch setting: 0.5); unset or 0: none (0 turns off a flagfile's).",
-      lower_bound=0, upper_bound=1)
+    for option in _adversary_options():
+        if option.kind == "list":
+            d(flags.DEFINE_list, option.flag, list(option.default), option.help)
+        else:
+            d(flags.DEFINE_float, option.flag, option.default, option.help,
+              lower_bound=option.lower, upper_bound=option.upper)
     enum("train_attack", "pgd", ["pgd", "apgd"], "Single-norm attack of linf/l2/l1, max, "
          "avg and eat training: PGD, or APGD from delta = 0 keeping its highest-loss point "
          "(E-AT's and RAMP's training APGD; RAMP always uses it).")
@@ -133,6 +132,23 @@ def _threats(fv: flags.FlagValues) -> tuple[ThreatModel, ...]:
     return tuple(out)
 
 
+def _adversary_options():
+    """Every adversary's own options (`Adversary.options`), each defining a flag."""
+    return [o for factory in ADVERSARIES.values() for o in getattr(factory, "options", ())]
+
+
+def _options_of(fv: flags.FlagValues) -> dict:
+    """The chosen adversary's options from their flags; another adversary's option
+    given on the command line or in a flagfile is refused, not ignored."""
+    adversary = fv["adversary"].value
+    own = getattr(ADVERSARIES.get(adversary), "options", ())
+    stray = [f"--{o.flag}" for o in _adversary_options() if o not in own and fv[o.flag].present]
+    if stray:
+        raise ValueError(f"{', '.join(stray)}: not an option of --adversary={adversary}; "
+                         "drop it or choose the adversary it belongs to.")
+    return {o.name: o.read(fv[o.flag].value) for o in own}
+
+
 def to_config(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
     """Reads the parsed flags (the process's, or `fv`) into a validated `TrainConfig`."""
     v = lambda name: fv[name].value  # noqa: E731
@@ -140,8 +156,7 @@ def to_config(fv: flags.FlagValues = flags.FLAGS) -> TrainConfig:
         dataset=v("dataset"), data_dir=v("data_dir"),
         train_split=v("train_split"), eval_split=v("eval_split"),
         model=v("model"), adversary=v("adversary"), threats=_threats(fv),
-        msd_steps=v("msd_steps"), ramp_lambda=v("ramp_lambda"),
-        ramp_pair=tuple(v("ramp_pair")), ramp_projection=v("ramp_projection") or None,
+        msd_steps=v("msd_steps"), adversary_options=_options_of(fv),
         attack_training_mode=v("attack_training_mode"), train_attack=v("train_attack"),
         epochs=v("epochs"), lr_epochs=_floats("lr_epochs", v("lr_epochs")),
         lr_values=_floats("lr_values", v("lr_values")), optimizer=v("optimizer"),

@@ -234,7 +234,8 @@ def test_ramp_projection_zero_turns_off_the_flagfiles_projection():
     path = "flags/mnist/S/ramp.cfg"
     on = _parse([f"--flagfile={path}"])
     off = _parse([f"--flagfile={path}", "--ramp_projection=0"])
-    assert on.ramp_projection == 0.5 and off.ramp_projection is None
+    assert on.adversary_options["projection"] == 0.5
+    assert off.adversary_options["projection"] is None
     cost_on, cost_off = experiment.step_cost(on), experiment.step_cost(off)
     assert (cost_on["forward"], cost_on["backward"]) == \
         (cost_off["forward"] + 1, cost_off["backward"] + 1)

@@ -108,13 +108,20 @@ def test_options_are_checked():
 def test_ramp_settings_are_part_of_a_ramp_experiment_only():
     from msd_tf.config import TrainConfig, experiment_of
 
-    msd, ramp = TrainConfig(adversary="msd"), TrainConfig(adversary="ramp", ramp_lambda=1.5)
-    assert "ramp_lambda" not in msd.experiment("sha")
-    assert ramp.experiment("sha")["ramp_lambda"] == 1.5
-    assert ramp.experiment("sha")["ramp_pair"] == ["linf", "l1"]
-    # A config.json written before the RAMP fields existed is the same MSD experiment.
+    options = dict(lam=1.5, pair=("linf", "l1"), projection=None)
+    msd = TrainConfig(adversary="msd")
+    ramp = TrainConfig(adversary="ramp", adversary_options=options)
+    assert "adversary_options" not in msd.experiment("sha")
+    assert ramp.experiment("sha")["adversary_options"] == dict(options, pair=["linf", "l1"])
+    # A config.json written before RAMP's options existed is the same MSD experiment.
     saved = {k: v for k, v in msd.experiment("sha").items()}
     assert experiment_of(saved) == msd.experiment("sha")
+    # Written while they were flat fields of every run: the same experiments again.
+    flat = dict(ramp_lambda=1.5, ramp_pair=["linf", "l1"], ramp_projection=None)
+    assert experiment_of({**msd.experiment("sha"), **flat}) == msd.experiment("sha")
+    old_ramp = {k: v for k, v in ramp.experiment("sha").items() if k != "adversary_options"}
+    assert experiment_of({**old_ramp, **flat}) == ramp.experiment("sha")
+    assert experiment_of({**old_ramp, **flat, "ramp_lambda": 5.0}) != ramp.experiment("sha")
 
 
 def test_ramp_from_the_command_line(tmp_path, mnist_dir):
@@ -137,11 +144,17 @@ def test_ramp_from_the_command_line(tmp_path, mnist_dir):
     assert res.returncode == 0, res.stderr[-2000:]
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert float(rows[-1]["ramp_kl"]) >= 0 and "chose_l1" in rows[-1]
-    assert json.loads((out / "config.json").read_text())["ramp_lambda"] == 1.5
+    assert json.loads((out / "config.json").read_text())["adversary_options"]["lam"] == 1.5
     res = main(f"--output_dir={out}", "--ramp_lambda=5")  # another experiment
     assert res.returncode == 2 and "different experiment" in res.stderr, res.stderr[-1500:]
     res = main(f"--output_dir={tmp_path / 'bad'}", "--ramp_pair=l1,l1")
     assert res.returncode == 2 and "error:" in res.stderr and "Traceback" not in res.stderr
+    # Another adversary's option is refused, in one line naming it, before any output.
+    res = main(f"--output_dir={tmp_path / 'stray'}", "--adversary=msd", "--ramp_lambda=2")
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+    assert res.returncode == 2 and len(errors) == 1 and "--ramp_lambda" in errors[0], \
+        res.stderr[-1500:]
+    assert "Traceback" not in res.stderr and not (tmp_path / "stray").exists()
 
 
 def test_fuse_matches_numpy_for_each_case():

@@ -71,7 +71,8 @@ def test_step_cost_with_apgd_is_the_closed_form(name):
 
 
 def test_ramp_projection_adds_the_natural_copy_step():
-    config = TrainConfig(adversary="ramp", threats=THREATS, msd_steps=K, ramp_projection=0.5)
+    config = TrainConfig(adversary="ramp", threats=THREATS, msd_steps=K,
+                         adversary_options=dict(projection=0.5))
     cost = experiment.step_cost(config)
     fwd, bwd = CLOSED_FORM["ramp"]
     assert (cost["forward"], cost["backward"]) == (fwd + 1, bwd + 1)

@@ -26,8 +26,10 @@ methods are graph-level: the Keras `train_step` calls them.
 
 Adding an adversary: in a new module, subclass `base.Adversary` (override `perturb`;
 `after_update` if it learns from the training step; `loss_term` and `term_name` if it
-adds a term to the loss; list its own constructor options in `options`), then add one
-entry to `ADVERSARIES` here.
+adds a term to the loss; declare its own constructor options in `options`, one
+`base.Option` each: the training flag that sets it is defined from it, and its value
+reaches the constructor through `TrainConfig.adversary_options`), then add one entry to
+`ADVERSARIES` here.
 """
 
 from typing import Sequence
@@ -36,6 +38,7 @@ from msd_tf.adversaries.base import (
     TRAIN_ATTACKS,
     Adversary,
     AdversaryOutput,
+    Option,
     TrainingStep,
     train_attack_delta,
 )
@@ -46,7 +49,7 @@ from msd_tf.adversaries.single import Avg, Max, SingleNorm, Standard
 from msd_tf.threats import ThreatModel
 
 __all__ = ["ADVERSARIES", "EAT", "MSD", "RAMP", "TRAIN_ATTACKS", "Adversary",
-           "AdversaryOutput", "Avg", "Max", "SingleNorm", "Standard", "TrainingStep",
+           "AdversaryOutput", "Avg", "Max", "Option", "SingleNorm", "Standard", "TrainingStep",
            "eat_choice", "kl_on_correct", "make_adversary", "train_attack_delta"]
 
 ADVERSARIES = {
@@ -84,11 +87,12 @@ def make_adversary(name: str, threats: Sequence[ThreatModel] = (), *,
     if name not in ADVERSARIES:
         raise ValueError(f"Unknown adversary {name!r}; known: {list(ADVERSARIES)}.")
     factory = ADVERSARIES[name]
-    takes = getattr(factory, "options", ())
-    unknown = sorted(set(options) - set(takes))
+    takes = {o.name for o in getattr(factory, "options", ())}
+    unknown = sorted(set(options) - takes)
     if unknown:
-        raise ValueError(f"Adversary {name!r} takes no option(s) {unknown}.")
-    if "msd_steps" in takes:
+        raise ValueError(f"Adversary {name!r} takes no option(s) {unknown}"
+                         f"{'; its options: ' + str(sorted(takes)) if takes else ''}.")
+    if getattr(factory, "takes_msd_steps", False):
         options["msd_steps"] = msd_steps
     return factory(tuple(threats), training=training, train_attack=train_attack,
                    name=f"adversary_{name}", **options)

@@ -14,6 +14,38 @@ from msd_tf.attacks.base import AttackOutput
 from msd_tf.threats import NORMS, ThreatModel
 
 
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A constructor option of one adversary and the `msd_tf.main` flag that sets it:
+    the flag is defined from this, its value reaches `TrainConfig.adversary_options`
+    (part of the run's experiment) and the constructor by `name`.
+
+    Attributes:
+      name: the constructor keyword; flag: the flag's name (without --).
+      kind: "float" or "list" (a comma-separated list of strings).
+      default: the constructor's default; help: the flag's help.
+      lower, upper: bounds of a float flag.
+      zero_is_none: a float flag set to 0 gives None (so 0 turns a flagfile's value off).
+    """
+
+    name: str
+    flag: str
+    kind: str
+    default: object
+    help: str
+    lower: float | None = None
+    upper: float | None = None
+    zero_is_none: bool = False
+
+    def read(self, value):
+        """The constructor value of the flag's parsed value."""
+        if self.kind == "list":
+            return tuple(value)
+        if self.zero_is_none and not value:
+            return None
+        return value
+
+
 @dataclasses.dataclass
 class AdversaryOutput:
     """The batch to train on and where it came from.
@@ -91,7 +123,8 @@ class Adversary(keras.layers.Layer):
 
     needs_threats = True
     uses_train_attack = False  # runs single-norm attacks `train_attack` can choose
-    options: tuple[str, ...] = ()  # constructor options beyond the common ones
+    options: tuple[Option, ...] = ()  # constructor options beyond the common ones
+    takes_msd_steps = False  # MSD's iterations (`TrainConfig.msd_steps`, every run's)
     term_name: str | None = None  # the logged name of `loss_term`, if it has one
 
     def __init__(self, threats: Sequence[ThreatModel] = (), *, training: bool = False,

@@ -13,7 +13,7 @@ class MSD(Adversary):
       threats, **kwargs: as for `Adversary`.
     """
 
-    options = ("msd_steps",)
+    takes_msd_steps = True
 
     def __init__(self, threats=(), *, msd_steps: int | None = None, **kwargs):
         super().__init__(threats, **kwargs)
