@@ -90,21 +90,33 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
             return loss_fn
         return functools.partial(LOSSES[loss], target=tf.gather(target, rows))
 
+    return _RUNS[threat.norm](
+        model, x, y, threat, seed, loss_fn=loss_fn, loss_for=loss_for, training=training,
+        momentum=momentum, rho=rho, l1_eps_factors=l1_eps_factors, compact=compact,
+        start=start, group=group, highest_loss=highest_loss)
+
+
+def _l1_run(model, x, y, threat, seed, *, loss_fn, loss_for, training, l1_eps_factors,
+            compact, start, group, highest_loss, **_) -> base.AttackOutput:
+    """l_1: l_1-APGD (`apgd_l1.py`), its own step and AutoAttack's radius schedule."""
+    delta, best_loss = apgd_l1.apgd_l1_delta(
+        model, x, y, threat.eps, threat.steps, seed, loss_fn=loss_fn,
+        eps_factors=tuple(l1_eps_factors), training=training,
+        loss_for=loss_for if compact else None, noise=start, group=group,
+        highest_loss=highest_loss)
+    return base.AttackOutput(delta=delta, loss=best_loss, counts=base.one_norm_counts(x))
+
+
+def _ball_run(model, x, y, threat, seed, *, loss_fn, loss_for, training, momentum, rho,
+              compact, start, group, highest_loss, **_) -> base.AttackOutput:
+    """l_inf, l_2: APGD's momentum ascent in the ball (Croce and Hein 2020)."""
     batch = tf.shape(x)[0]
     counts = base.one_norm_counts(x)
-    if threat.norm == "l1":
-        delta, best_loss = apgd_l1.apgd_l1_delta(
-            model, x, y, threat.eps, threat.steps, seed, loss_fn=loss_fn,
-            eps_factors=tuple(l1_eps_factors), training=training,
-            loss_for=loss_for if compact else None, noise=start, group=group,
-            highest_loss=highest_loss)
-        return base.AttackOutput(delta=delta, loss=best_loss,
-                                 counts=counts)
     n_iter, ball = threat.steps, balls.get(threat.norm)
     ckpt = tf.constant(_checkpoints(n_iter))
     y_int = tf.cast(y, tf.int32)
     eps = threat.eps
-    delta0 = random_in_ball(x, threat, fold(seed, INIT_STREAM)) if start is None else start
+    delta0 = _ball_start(x, threat, seed) if start is None else start
     loss0, logits0, grad0 = base.loss_and_grad(model, x, delta0, y, training=training,
                                                loss_fn=loss_fn)
     fooled0 = tf.argmax(logits0, axis=1, output_type=tf.int32) != y_int
@@ -165,6 +177,21 @@ def apgd_delta(model, x: tf.Tensor, y: tf.Tensor, threat: ThreatModel, seed: tf.
                              counts=counts)
 
 
+def _ball_start(x, threat, seed):
+    """A uniform point of the ball (in the box): APGD's start for l_inf and l_2."""
+    return random_in_ball(x, threat, fold(seed, INIT_STREAM))
+
+
+def _l1_noise(x, threat, seed):
+    """Normal noise, which l_1-APGD projects onto its first radius: its start."""
+    return tf.random.stateless_normal(tf.shape(x), fold(seed, INIT_STREAM), dtype=x.dtype)
+
+
+# Per norm: one APGD run, and the start a run draws from its seed (`start=` of a run).
+_RUNS = {"linf": _ball_run, "l2": _ball_run, "l1": _l1_run}
+_STARTS = {"linf": _ball_start, "l2": _ball_start, "l1": _l1_noise}
+
+
 def _last_ckpt(ckpt: tf.Tensor, i: tf.Tensor) -> tf.Tensor:
     """Index of the last checkpoint strictly before iteration i (-1 if none)."""
     idx = tf.range(tf.shape(ckpt)[0])
@@ -221,12 +248,7 @@ def _stacked_runs(model, x, y, threat, runs: int, run_seed, order, *, loss, trai
     fooling run of highest cross-entropy, else the run of highest cross-entropy."""
     batch = tf.shape(x)[0]
     tile = lambda t: tf.concat([t] * runs, axis=0)  # noqa: E731  run-major rows
-    if threat.norm == "l1":
-        starts = [tf.random.stateless_normal(tf.shape(x), fold(run_seed(r), INIT_STREAM),
-                                             dtype=x.dtype) for r in range(runs)]
-    else:
-        starts = [random_in_ball(x, threat, fold(run_seed(r), INIT_STREAM))
-                  for r in range(runs)]
+    starts = [_STARTS[threat.norm](x, threat, run_seed(r)) for r in range(runs)]
     target = None if order is None else tf.reshape(tf.transpose(order), [-1])
     xs, ys = tile(x), tile(y)
     delta = apgd_delta(model, xs, ys, threat, None, loss=loss, target=target,
