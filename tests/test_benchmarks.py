@@ -306,9 +306,14 @@ def test_section_f_reports_the_difference_to_the_full_msd():
     results = {"msd": _fake_result("msd", "MSD", (97.0, 50.0, 60.0, 55.0, 45.0)),
                "msd_linf_l1": _fake_result("msd_linf_l1", "MSD, l_inf + l_1 only",
                                            (97.4, 51.5, 55.2, 54.0, 41.1), 2.7e6)}
+    results["msd"]["paper_attacks"] = dict(linf=60.0, l2=70.0, l1=80.0, union=58.0)
+    results["msd_linf_l1"]["paper_attacks"] = dict(linf=61.2, l2=66.0, l1=80.5, union=57.0)
     lines, data = tables.section_f(bench, results)
     assert data["difference"] == {"clean": 0.4, "linf": 1.5, "l2": -4.8, "l1": -1.0,
                                   "union": -3.9}
+    assert data["paper_attacks_difference"] == {"clean": None, "linf": 1.2, "l2": -4.0,
+                                                "l1": 0.5, "union": -1.0}
+    assert "| difference | - | +1.2 | -4.0 | +0.5 | -1.0 | |" in lines
     assert "| difference | +0.4 | +1.5 | -4.8 | -1.0 | -3.9 | |" in lines
     assert "| MSD, l_inf + l_1 only | 97.4 | 51.5 | 55.2 | 54.0 | 41.1 | 2.70 |" in lines
 
