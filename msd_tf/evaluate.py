@@ -2,7 +2,7 @@
 (installed: `msd-tf-evaluate ...`).
 
 Runs the paper's attack suite (PAPER_NOTES section 7; `--suite=strong` adds AutoAttack's
-standard attacks per norm, APGD-CE, APGD-T and Square, and Sparse-RS for l_1;
+standard attacks per norm, APGD-CE, APGD-T, FAB-T and Square, and Sparse-RS for l_1;
 `--suite=autoattack` runs AutoAttack's standard attacks alone; `--suite=tb19` Tramer and
 Boneh's, the paper's Table 5) on
 SavedModels (or training-run folders, whose newest checkpoint that restores is
@@ -38,7 +38,7 @@ _RESTARTS = flags.DEFINE_integer("restarts", 10, "Random restarts per attack.", 
 _SUITE = flags.DEFINE_enum(
     "suite", "paper", ["paper", "strong", "autoattack", "tb19"],
     "paper: every attack of section 7; strong: plus, per norm and on the examples still "
-    "robust, AutoAttack's standard APGD-CE, APGD-T and Square, and Sparse-RS for l_1; "
+    "robust, AutoAttack's standard APGD-CE, APGD-T, FAB-T and Square, and Sparse-RS for l_1; "
     "autoattack: AutoAttack's standard version alone (APGD-CE, APGD-T, FAB-T, Square); "
     "tb19: Tramer and Boneh's MNIST attacks (Table 5: PGD and HopSkipJump l_inf; PGD, "
     "Boundary and C&W l_2; SLIDE, Pointwise and EAD l_1), each run once (--restarts "

@@ -320,7 +320,7 @@ def test_zero_gradient_and_empty_batch():
         assert fab.fab_t(flat, x[:0], y[:0], ThreatModel(norm, 1.0, 0.1, 5)).shape[0] == 0
 
 
-def test_autoattack_suite_runs_fab_t_between_apgd_t_and_square_but_strong_does_not():
+def test_autoattack_and_strong_suites_run_fab_t_between_apgd_t_and_square():
     # fra31/auto-attack, set_version("standard"): apgd-ce, apgd-t, fab-t, square; FAB-T
     # with 9 target classes, 1 run each, 100 iterations, in every norm.
     specs = suite.autoattack_suite("mnist")
@@ -330,4 +330,7 @@ def test_autoattack_suite_runs_fab_t_between_apgd_t_and_square_but_strong_does_n
     fabs = [s for s in specs if s.kind == "fab_t"]
     assert [(s.restarts, s.steps, s.only_robust) for s in fabs] == [(9, 100, True)] * 3
     assert [s.eps for s in fabs] == [0.3, 2.0, 10.0]
-    assert not any(s.kind == "fab_t" for s in suite.strong_additions("mnist"))
+    strong = suite.strong_additions("mnist")
+    for norm in ("linf", "l2", "l1"):
+        assert [s.kind for s in strong if s.norm == norm][:4] == [
+            "apgd_ce", "apgd_t", "fab_t", "square"]

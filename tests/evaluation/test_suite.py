@@ -57,9 +57,10 @@ def test_autoattack_suite_is_the_standard_version_per_norm():
 def test_strong_suite_is_autoattack_plus_sparse_rs_and_more_restarts():
     specs = suite.strong_additions("mnist", restarts=1)
     assert [(s.name, s.restarts) for s in specs] == [
-        ("apgd_ce_linf", 1), ("apgd_t_linf", 9), ("square_linf", 1),
-        ("apgd_ce_l2", 1), ("apgd_t_l2", 9), ("square_l2", 1),
-        ("apgd_ce_l1", 5), ("apgd_t_l1", 5), ("square_l1", 1), ("sparse_rs_l1", 1)]
+        ("apgd_ce_linf", 1), ("apgd_t_linf", 9), ("fab_t_linf", 9), ("square_linf", 1),
+        ("apgd_ce_l2", 1), ("apgd_t_l2", 9), ("fab_t_l2", 9), ("square_l2", 1),
+        ("apgd_ce_l1", 5), ("apgd_t_l1", 5), ("fab_t_l1", 9), ("square_l1", 1),
+        ("sparse_rs_l1", 1)]
     assert all(s.only_robust for s in specs)
     assert {s.steps for s in specs if s.kind in ("square", "sparse_rs")} == {5000}
     assert {s.steps for s in specs if s.kind.startswith("apgd")} == {100}
