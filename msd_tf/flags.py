@@ -6,6 +6,8 @@ FLAGS; library code takes `TrainConfig`. The flags shared with the evaluation li
 `msd_tf.common_flags`.
 """
 
+import functools
+
 from absl import flags
 
 from msd_tf import common_flags as common
@@ -24,13 +26,23 @@ def define(fv: flags.FlagValues) -> None:
     """Defines the training flags (`common_flags`' included) on `fv`: `msd_tf.main` on
     the process's FLAGS, `parse_config` on a fresh FlagValues each time."""
     common.define(fv)
+    _define_threats(fv)
+    _define_training(fv)
+    _define_validators(fv)
 
-    def d(define_fn, name, default, help_, **kwargs):
-        define_fn(name, default, help_, flag_values=fv, **kwargs)
 
-    def enum(name, default, values, help_):
-        flags.DEFINE_enum(name, default, values, help_, flag_values=fv)
+def _flag(fv, define_fn, name, default, help_, **kwargs):
+    define_fn(name, default, help_, flag_values=fv, **kwargs)
 
+
+def _enum(fv, name, default, values, help_):
+    flags.DEFINE_enum(name, default, values, help_, flag_values=fv)
+
+
+def _define_threats(fv: flags.FlagValues) -> None:
+    """The split, model and adversary flags: what is attacked, how, in which balls."""
+    d = functools.partial(_flag, fv)
+    enum = functools.partial(_enum, fv)
     d(flags.DEFINE_string, "train_split", _D.train_split, "e.g. train, test[1000:].")
     enum("model", _D.model, sorted(MODELS), "Architecture.")
     enum("adversary", _D.adversary, list(ADVERSARIES), "Training adversary.")
@@ -59,6 +71,12 @@ def define(fv: flags.FlagValues) -> None:
         else:
             d(flags.DEFINE_float, option.flag, option.default, option.help,
               lower_bound=option.lower, upper_bound=option.upper)
+
+
+def _define_training(fv: flags.FlagValues) -> None:
+    """The optimisation, schedule, batching, precision and checkpoint flags."""
+    d = functools.partial(_flag, fv)
+    enum = functools.partial(_enum, fv)
     enum("train_attack", "pgd", ["pgd", "apgd"], "Single-norm attack of linf/l2/l1, max, "
          "avg and eat training: PGD, or APGD from delta = 0 keeping its highest-loss point "
          "(E-AT's and RAMP's training APGD; RAMP always uses it).")
@@ -94,6 +112,10 @@ def define(fv: flags.FlagValues) -> None:
     d(flags.DEFINE_integer, "keep_checkpoints", _D.keep_checkpoints, "Newest epoch "
       "checkpoints kept (older ones are deleted after a newer one is saved); 0 keeps all.",
       lower_bound=0)
+
+
+def _define_validators(fv: flags.FlagValues) -> None:
+    """Radii and steps above 0, and the l_1 step's k range in order."""
     for n in NORMS:
         for name in (f"{n}_eps", f"{n}_alpha"):
             flags.register_validator(name, lambda v: v > 0, message=f"--{name} must be > 0",
