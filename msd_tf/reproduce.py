@@ -22,12 +22,15 @@ from absl import app, flags
 from msd_tf import cli
 
 _TABLE = flags.DEFINE_enum(
-    "table", "3", ["3", "4", "5", "union", "F", "filters"], "Paper table: 3 (MNIST), 4 "
+    "table", "3", ["3", "4", "5", "union", "F", "filters", "autoattack"],
+    "Paper table: 3 (MNIST), 4 "
     "(CIFAR-10), 5 (Table 3's MSD under Tramer and Boneh's evaluation); union: the "
     "compute-matched union benchmark (MSD, MAX, AVG, E-AT, RAMP, and E-AT / RAMP "
     "fine-tuned from P_inf, each on MSD's training compute), MNIST; F: appendix "
     "F (MSD on l_inf + l_1 only, evaluated on all three norms); filters: appendix E "
-    "(first-layer filters of Table 3's models and of MSD/MAX/AVG at alpha_inf 0.01, 0.03).")
+    "(first-layer filters of Table 3's models and of MSD/MAX/AVG at alpha_inf 0.01, 0.03); "
+    "autoattack: the union benchmark's best model against the original AutoAttack "
+    "(PyTorch; scripts/compare_autoattack.py).")
 _SCALE = flags.DEFINE_enum(
     "scale", "S", ["S", "M", "paper", "smoke"],
     "S, M: the budgets of msd_tf.benchmarks.budgets (flags/mnist/S, flags/mnist/M; per-model "
@@ -45,6 +48,9 @@ _WORK_DIR = flags.DEFINE_string(
     "work_dir", "runs/benchmarks", "S, M, smoke: run folders (<work_dir>/<scale>/...).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: runs/table<N>_<scale>.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
+_TORCH_PYTHON = flags.DEFINE_string(
+    "torch_python", None, "--table=autoattack: a Python with torch and pyautoattack==0.2.0 "
+    "(default: a virtual environment made on first use, scripts/compare_autoattack.py).")
 
 
 def _budget(table: str, scale_name: str) -> None:
@@ -64,6 +70,14 @@ def _budget(table: str, scale_name: str) -> None:
                   os.path.join(_RESULTS_DIR.value, scale_name),
                   os.path.join(_WORK_DIR.value, scale_name), bench.budget, _DRY_RUN.value,
                   tag=bench.tag)
+    if table == "autoattack":
+        from msd_tf.benchmarks import autoattack
+
+        extra = (f"--torch_python={_TORCH_PYTHON.value}",) if _TORCH_PYTHON.value else ()
+        comparisons = autoattack.produce(bench, ctx, _MODELS.value, extra)
+        if not _DRY_RUN.value:
+            _show(autoattack.write(bench, comparisons, _RESULTS_DIR.value))
+        return
     results = tables.produce(bench, ctx, _MODELS.value)
     if not _DRY_RUN.value:
         _show(tables.write(bench, results, _RESULTS_DIR.value))

@@ -84,6 +84,7 @@ def _ported(args, path: str):
     from msd_tf.models import mnist_cnn
 
     x, y = data.load_arrays(args.dataset, args.split, args.data_dir)
+    x, y = x[:args.num_examples], y[:args.num_examples]
     model = mnist_cnn()
     load_weights_into(model, args.model)
     layers, weights = describe(model)
@@ -126,6 +127,8 @@ def main():
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--split", default="test[:500]")
+    parser.add_argument("--num_examples", type=int, default=None,
+                        help="the first N digits of --split (default: all)")
     parser.add_argument("--ours", default=None, help="an msd_tf.evaluate --output_dir")
     parser.add_argument("--ours_model", default=None, help="model name in --ours")
     parser.add_argument("--output_dir", default="runs/compare_autoattack")

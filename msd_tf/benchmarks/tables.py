@@ -113,6 +113,14 @@ BENCHMARKS = {
         f"Table 5 at budget S: Table 3's MSD (the same trained model) under Tramer and "
         f"Boneh's evaluation (their attacks, one run each, eps 0.3 / 2.0 / 10); {_PROTOCOL}",
         tag=".tb19"),
+    ("autoattack", "S"): Benchmark(
+        "autoattack", "S", (Unit("eat", "E-AT", _recipe("S", "eat")),), EVALUATION,
+        budgets.BUDGETS["S"], f"the union benchmark's E-AT at budget S; {_PROTOCOL}",
+        tag=".autoattack"),
+    ("autoattack", "M"): Benchmark(
+        "autoattack", "M", (Unit("eat", "E-AT", _recipe("M", "eat")),), EVALUATION,
+        budgets.BUDGETS["M"], f"the union benchmark's best model at budget M (E-AT); "
+        f"{_PROTOCOL}", tag=".autoattack"),
     ("3", "smoke"): Benchmark(
         "3", "smoke", (_smoke("msd", "msd"), _smoke("linf", "linf", "--norms=linf")),
         SMOKE_EVALUATION, None, "seconds: two training steps, weak attacks (tests only)"),
@@ -122,6 +130,9 @@ BENCHMARKS = {
                            _smoke("finetune_eat", "eat", "--lr_values=0,5e-4,0",
                                   init_from="linf_pretrain")),
         SMOKE_EVALUATION, None, "seconds: two training steps, weak attacks (tests only)"),
+    ("autoattack", "smoke"): Benchmark(
+        "autoattack", "smoke", (_smoke("msd", "msd"),), SMOKE_EVALUATION, None,
+        "seconds: two training steps, weak attacks (tests only)", tag=".autoattack"),
 }
 
 
@@ -157,9 +168,12 @@ def _add_seconds(folder: str, step: str, value: float) -> float:
     return seconds[step]
 
 
-def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> dict:
+def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
+            refresh: frozenset = frozenset()) -> dict:
     """Every selected unit's result: committed and current, else trained and evaluated
-    now (and written to `ctx.results_dir`). Returns {name: result}.
+    now (and written to `ctx.results_dir`). Returns {name: result}. The units named in
+    `refresh` are trained (resumed) and evaluated even if their result is current: a
+    step that needs their model on disk.
 
     Raises:
       runs.BenchmarkError: a recipe off its budget, a failed step, unreadable output.
@@ -178,6 +192,8 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None) -> d
         if description["_note"]:
             print(f"note: {description['_note']}", flush=True)
         result, why = units.load_result(unit, ctx, key)
+        if unit.name in refresh:
+            result, why = None, "its model is needed on disk"
         if result is not None:
             print(f"{tag}: committed result {units.result_path(unit, ctx)} (key {key[:10]})",
                   flush=True)

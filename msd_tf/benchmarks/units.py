@@ -118,17 +118,23 @@ def result_path(unit: Unit, ctx: Context) -> str:
 
 def load_result(unit: Unit, ctx: Context, key: str) -> tuple[dict | None, str | None]:
     """(the committed result, None) if its key is `key`; else (None, why not)."""
-    path = result_path(unit, ctx)
+    return load_keyed(result_path(unit, ctx), key, "no result",
+                      "its recipe, data, evaluation or code differs")
+
+
+def load_keyed(path: str, key: str, missing: str, differs: str) -> tuple[dict | None, str | None]:
+    """(the JSON record at `path`, None) if its `key` is `key`; else (None, why not:
+    `missing`, unreadable, or stale because `differs`)."""
     if not os.path.exists(path):
-        return None, "no result"
+        return None, missing
     try:
         with open(path) as f:
             result = json.load(f)
     except (OSError, ValueError) as e:
         return None, f"{path} unreadable ({e})"
     if result.get("key") != key:
-        return None, (f"{path} is stale (its recipe, data, evaluation or code differs: "
-                      f"key {str(result.get('key'))[:10]} != {key[:10]})")
+        return None, (f"{path} is stale ({differs}: key {str(result.get('key'))[:10]} != "
+                      f"{key[:10]})")
     return result, None
 
 
