@@ -48,6 +48,9 @@ _WORK_DIR = flags.DEFINE_string(
     "work_dir", "runs/benchmarks", "S, M, smoke: run folders (<work_dir>/<scale>/...).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Default: runs/table<N>_<scale>.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Print the commands, run nothing.")
+_COMMITTED_ONLY = flags.DEFINE_bool(
+    "committed_only", False, "S, M: train nothing; assemble the table from the current "
+    "committed results alone, naming the models not measured yet.")
 _TORCH_PYTHON = flags.DEFINE_string(
     "torch_python", None, "--table=autoattack: a Python with torch and pyautoattack==0.2.0 "
     "(default: a virtual environment made on first use, scripts/compare_autoattack.py).")
@@ -73,12 +76,16 @@ def _budget(table: str, scale_name: str) -> None:
     if table == "autoattack":
         from msd_tf.benchmarks import autoattack
 
+        if _COMMITTED_ONLY.value:
+            raise runs.BenchmarkError("--committed_only applies to the tables; "
+                                      "--table=autoattack reads its committed comparisons "
+                                      "anyway and runs only the stale ones.")
         extra = (f"--torch_python={_TORCH_PYTHON.value}",) if _TORCH_PYTHON.value else ()
         comparisons = autoattack.produce(bench, ctx, _MODELS.value, extra)
         if not _DRY_RUN.value:
             _show(autoattack.write(bench, comparisons, _RESULTS_DIR.value))
         return
-    results = tables.produce(bench, ctx, _MODELS.value)
+    results = tables.produce(bench, ctx, _MODELS.value, committed_only=_COMMITTED_ONLY.value)
     if not _DRY_RUN.value:
         _show(tables.write(bench, results, _RESULTS_DIR.value))
 

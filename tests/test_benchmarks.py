@@ -237,6 +237,31 @@ def test_a_changed_recipe_or_evaluation_is_not_reused(tmp_path, mnist_dir, capsy
     assert "+ python -m msd_tf.evaluate" in out
 
 
+def test_committed_only_assembles_the_current_results_and_names_the_rest(tmp_path, mnist_dir,
+                                                                        capsys):
+    bench = tables.BENCHMARKS[("3", "smoke")]
+    ctx = units.Context("smoke", bench.evaluation, None, str(tmp_path / "r"),
+                        str(tmp_path / "w"))
+    msd, linf = bench.units
+    key = units.key_of(units.describe(msd, ctx))
+    result = dict(_fake_result("msd", "msd", (90.0, 10.0, 20.0, 30.0, 5.0)), key=key,
+                  paper_attacks={"union": 7.0}, suite=["pgd_linf"], precision="float32",
+                  seconds={"train": 60.0, "evaluate": 120.0}, train_split="train",
+                  eval_split="test[:100]", num_examples=8, machine="m", git_commit="c",
+                  date="d")
+    units.save_result(result, units.result_path(msd, ctx))
+    units.save_result(dict(result, name="linf", key="0" * 64), units.result_path(linf, ctx))
+    results = tables.produce(bench, ctx, committed_only=True)
+    assert list(results) == ["msd"] and results["msd"]["accuracy"]["union"] == 5.0
+    out = capsys.readouterr().out
+    assert "is stale" in out and "left out" in out and "+ python" not in out
+    assert not (tmp_path / "w").exists()  # nothing trained
+    with open(tables.write(bench, results, str(tmp_path / "r"))["md"]) as f:
+        text = f.read()
+    assert "| msd | 90.0 (98.3, -8.3) |" in text and "| linf |" not in text
+    assert "Not measured yet: linf (" in text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--table=4", "--scale=S"], "--table=4 has no --scale=S"),
     (["--table=3", "--scale=smoke", "--models=msd,foo"], "unknown --models ['foo']"),

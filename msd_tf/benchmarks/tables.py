@@ -169,11 +169,12 @@ def _add_seconds(folder: str, step: str, value: float) -> float:
 
 
 def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
-            refresh: frozenset = frozenset()) -> dict:
+            refresh: frozenset = frozenset(), committed_only: bool = False) -> dict:
     """Every selected unit's result: committed and current, else trained and evaluated
     now (and written to `ctx.results_dir`). Returns {name: result}. The units named in
     `refresh` are trained (resumed) and evaluated even if their result is current: a
-    step that needs their model on disk.
+    step that needs their model on disk. `committed_only`: nothing is trained; a unit
+    without a current result is left out of the returned results.
 
     Raises:
       runs.BenchmarkError: a recipe off its budget, a failed step, unreadable output.
@@ -200,6 +201,9 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
             if bench.table == "filters" and not result.get("first_layer"):
                 result = units.add_first_layer(result, unit, ctx, description)
             results[unit.name] = result
+            continue
+        if committed_only:
+            print(f"{tag}: {why}; left out (not measured yet)", flush=True)
             continue
         print(f"{tag}: {why}; training and evaluating", flush=True)
         folder = units.run_dir(unit, ctx, description)
@@ -389,6 +393,10 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
               f"Each row is a committed per-model result under `{bench.scale}/` (command: "
               f"`python -m msd_tf.reproduce --table={bench.table} --scale={bench.scale} "
               "--data_dir=../shared/data/mnist`).", "", *_provenance(results)]
+    missing = [u.label for u in bench.units if u.name not in results]
+    if missing:
+        lines += ["", f"Not measured yet: {', '.join(missing)} (the command above trains "
+                  "and evaluates them)."]
     data.update(table=bench.table, scale=bench.scale, note=bench.note, budget=bench.budget,
                 results={n: {k: v for k, v in r.items() if k != "robust"}
                          for n, r in results.items()})
