@@ -79,6 +79,7 @@ def test_comparison_counts_reuse_and_staleness(tmp_path, mnist_dir):
     assert c["seconds"]["autoattack"] == 4.5 and c["num_examples"] == 8
     table = (results / "autoattack_smoke.md").read_text()
     assert "| union |" in table and calls.read_text().count("call") == 1
+    assert "not on disk" not in res.stdout  # the model just trained was compared
 
     # Current: reused from the committed files alone, nothing trained, evaluated or run.
     shutil.rmtree(work)

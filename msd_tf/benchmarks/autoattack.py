@@ -70,18 +70,19 @@ def produce(bench: tables.Benchmark, ctx: Context, names: list[str] | None,
     """
     unit_ctx = Context(ctx.scale, ctx.evaluation, ctx.data_dir, ctx.results_dir,
                        ctx.work_dir, ctx.budget, ctx.dry_run)
+    chosen = tables.select(bench, names)
+    tuned = [u.name for u in chosen if u.init_from]
+    if tuned:
+        raise runs.BenchmarkError(f"{tuned} fine-tune other models: the AutoAttack "
+                                  "comparison takes models trained from scratch.")
     results = tables.produce(bench, unit_ctx, names)
     out = {}
-    for unit in tables.select(bench, names):
-        if unit.init_from:
-            raise runs.BenchmarkError(f"{unit.name} fine-tunes {unit.init_from}: the "
-                                      "AutoAttack comparison takes models trained from "
-                                      "scratch.")
+    for unit in chosen:
         description = units.describe(unit, unit_ctx)
-        if ctx.dry_run:
+        result = results.get(unit.name)
+        if ctx.dry_run and result is None:  # to be trained: its comparison runs after
             _compare(unit, unit_ctx, description, None, compare_flags, dry_run=True)
             continue
-        result = results[unit.name]
         key = comparison_key(units.key_of(description), result)
         path = units.result_path(unit, ctx)
         committed, why = units.load_keyed(path, key, "no comparison",
@@ -94,9 +95,22 @@ def produce(bench: tables.Benchmark, ctx: Context, names: list[str] | None,
         if _flags_on_disk(unit, unit_ctx, description) != result["robust"]:
             print(f"  {unit.label}'s model or its evaluation is not on disk: training and "
                   "evaluating it again", flush=True)
+            if ctx.dry_run:
+                tables.produce(bench, unit_ctx, [unit.name], refresh=frozenset([unit.name]))
+                _compare(unit, unit_ctx, description, None, compare_flags, dry_run=True)
+                continue
+            old = result
             result = tables.produce(bench, unit_ctx, [unit.name],
                                     refresh=frozenset([unit.name]))[unit.name]
+            if result["robust"] != old["robust"]:
+                print(f"note: {units.result_path(unit, unit_ctx)} now holds the model trained "
+                      f"again (union {old['accuracy']['union']} -> "
+                      f"{result['accuracy']['union']}); the tables that show it are "
+                      "refreshed by `reproduce --committed_only --table=<table>`.", flush=True)
             key = comparison_key(units.key_of(description), result)
+        elif ctx.dry_run:
+            _compare(unit, unit_ctx, description, result, compare_flags, key=key, dry_run=True)
+            continue
         out[unit.name] = _compare(unit, unit_ctx, description, result, compare_flags,
                                   key=key)
         units.save_result(out[unit.name], path)
@@ -108,7 +122,10 @@ def _compare(unit, ctx: Context, description: dict, result: dict | None,
     folder = units.run_dir(unit, ctx, description)
     split = description["eval_split"]
     n = (result or {}).get("num_examples") or description["num_examples"]
-    out = os.path.join(folder, f"autoattack-{key[:10]}")
+    saved = os.path.join(folder, "saved_model")
+    weights = fingerprints.of_saved_model(saved)[:10] if os.path.exists(saved) else "new"
+    out = os.path.join(folder, f"autoattack-{key[:10]}-{weights}")  # AutoAttack's own, per
+    # evaluation and model: a killed run continues only on the same weights
     seconds = runs.run("scripts.compare_autoattack", [
         f"--model={os.path.join(folder, 'saved_model')}",
         f"--ours={units.eval_dir(unit, ctx, description)}", f"--split={split}",
@@ -153,6 +170,7 @@ def collect(unit, key: str, result: dict, folder: str, seconds: float) -> dict:
     return {
         "name": unit.name, "label": unit.label, "key": key, "autoattack": AUTOATTACK,
         "seed": SEED, "eval_split": result["eval_split"],
+        "model_sha256": fingerprints.of_saved_model(comparison["model"]),
         "num_examples": result["num_examples"], "radii": comparison["radii"],
         "max_logit_diff": comparison["max_logit_diff"], "norms": norms,
         "union": {"ours": pct(u.get("ours")), "autoattack": pct(u["autoattack"]),
