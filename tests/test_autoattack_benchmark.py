@@ -49,7 +49,7 @@ def _bits(s: str) -> np.ndarray:
     return np.array([c == "1" for c in s])
 
 
-def test_comparison_counts_reuse_and_staleness(tmp_path, mnist_dir):
+def test_comparison_counts_reuse_and_staleness(tmp_path, mnist_dir, capsys):
     calls = tmp_path / "calls"
     stand_in = tmp_path / "torch_python"
     stand_in.write_text(STAND_IN.format(python=sys.executable, calls=str(calls)))
@@ -83,23 +83,36 @@ def test_comparison_counts_reuse_and_staleness(tmp_path, mnist_dir):
 
     # Current: reused from the committed files alone, nothing trained, evaluated or run.
     shutil.rmtree(work)
-    res = _reproduce(results, work, stand_in)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "committed comparison" in res.stdout and "+ python" not in res.stdout
+    assert _produce(results, work, stand_in, capsys)["msd"] == c
+    out = capsys.readouterr().out
+    assert "committed comparison" in out and "+ python" not in out
     assert calls.read_text().count("call") == 1
-    assert (results / "autoattack_smoke.md").read_text() == table
 
-    # Stale (the committed evaluation is not the one compared): AutoAttack runs again, on
-    # the model trained and evaluated again because its run folder is gone (seeded: the
-    # same flags as before).
+    # Stale (the committed evaluation is not the one compared): AutoAttack must run again,
+    # on the model trained and evaluated again, as its run folder is gone (a dry run here:
+    # the commands it prints).
     flipped = "".join("0" if ch == "1" else "1" for ch in ours["robust"]["clean"])
     edited = dict(ours, robust=dict(ours["robust"], clean=flipped))
     (results / "smoke" / "msd.json").write_text(json.dumps(edited))
-    res = _reproduce(results, work, stand_in)
-    assert res.returncode == 0, res.stderr[-2000:] + res.stdout[-2000:]
-    assert "is stale" in res.stdout and "training and evaluating it again" in res.stdout
-    assert calls.read_text().count("call") == 2
-    again = json.loads((results / "smoke" / "msd.json").read_text())
-    assert again["robust"] == ours["robust"]
-    assert json.loads((results / "smoke" / "msd.autoattack.json").read_text())["key"] \
-        == c["key"]
+    _produce(results, work, stand_in, capsys, dry_run=True)
+    out = capsys.readouterr().out
+    assert "is stale" in out and "training and evaluating it again" in out
+    for step in ("msd_tf.main", "msd_tf.evaluate", "scripts.compare_autoattack"):
+        assert f"+ python -m {step} " in out
+    assert calls.read_text().count("call") == 1 and not list(work.rglob("saved_model"))
+
+
+def _produce(results, work, stand_in, capsys, dry_run=False):
+    """The command's library call, in this process."""
+    from msd_tf.benchmarks import autoattack, tables, units
+
+    bench = tables.BENCHMARKS[("autoattack", "smoke")]
+    ctx = units.Context("smoke", bench.evaluation, "../shared/data/mnist",
+                        str(results / "smoke"), str(work / "smoke"), None, dry_run,
+                        tag=bench.tag)
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        return autoattack.produce(bench, ctx, None, (f"--torch_python={stand_in}",))
+    finally:
+        os.chdir(cwd)
