@@ -78,7 +78,8 @@ def git_commit(root: str = "") -> str:
     """The git commit of the msd_tf checkout (or of `root`), with "+dirty" when tracked
     files differ from it or an untracked source file or flagfile is present (the figures
     then come from code no commit holds; untracked outputs, e.g. a `runs/` folder, do not
-    count), or "unknown" (an installed package, no git)."""
+    count, nor do changes under `docs/`, where the tables write the results they measured),
+    or "unknown" (an installed package, no git)."""
     root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     if not os.path.exists(os.path.join(root, ".git")):  # installed: not our checkout
         return "unknown"
@@ -93,7 +94,9 @@ def git_commit(root: str = "") -> str:
     commit = head.stdout.strip()
     if head.returncode != 0 or not commit:
         return "unknown"
-    changed = ([line for line in status.stdout.splitlines() if not line.startswith("??")
-               or line.rstrip().rstrip('"').endswith(_SOURCE_SUFFIXES)]  # quoted: spaces
+    changed = ([line for line in status.stdout.splitlines()
+                if not line[3:].lstrip('"').startswith("docs/")
+                and (not line.startswith("??")
+                     or line.rstrip().rstrip('"').endswith(_SOURCE_SUFFIXES))]  # quoted: spaces
                if status.returncode == 0 else [])
     return commit + ("+dirty" if changed else "")

@@ -28,6 +28,14 @@ def test_git_commit_marks_uncommitted_changes(tmp_path):
     assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"
     _git(tmp_path, "checkout", "-q", "recipe.cfg")
     assert fingerprints.git_commit(str(tmp_path)) == head
+    (tmp_path / "docs" / "results").mkdir(parents=True)  # measured results, written by the
+    (tmp_path / "docs" / "results" / "t.json").write_text("{}")  # tables: not code
+    _git(tmp_path, "add", "docs")
+    _git(tmp_path, "commit", "-q", "-m", "table")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / "docs" / "results" / "t.json").write_text('{"union": 1}')
+    (tmp_path / "docs" / "results" / "new.json").write_text("{}")
+    assert fingerprints.git_commit(str(tmp_path)) == head
     (tmp_path / "new attack.py").write_text("x = 1\n")  # a source file no commit holds
     assert fingerprints.git_commit(str(tmp_path)) == head + "+dirty"  # (git quotes its name)
 
