@@ -201,13 +201,12 @@ def test_a_table_from_committed_results_equals_one_computed_fresh(tmp_path, mnis
     assert res.returncode == 0 and "+ python" not in res.stdout, res.stderr[-2000:]
     assert (tmp_path / "clone" / "table3_smoke.md").read_text() == table
 
-    # Computed fresh elsewhere (seeded): the same numbers, digit for digit.
-    res = _reproduce(tmp_path / "b", tmp_path / "wb")
+    # Computed fresh elsewhere (seeded): the same numbers, digit for digit (one model of
+    # the two, for the suite's time).
+    res = _reproduce(tmp_path / "b", tmp_path / "wb", "--models=msd")
     assert res.returncode == 0, res.stderr[-2000:]
-    fresh = {n: json.loads((tmp_path / "b" / "smoke" / f"{n}.json").read_text())
-             for n in ("msd", "linf")}
-    for n in committed:
-        assert {k: committed[n][k] for k in MEASURED} == {k: fresh[n][k] for k in MEASURED}
+    fresh = json.loads((tmp_path / "b" / "smoke" / "msd.json").read_text())
+    assert {k: committed["msd"][k] for k in MEASURED} == {k: fresh[k] for k in MEASURED}
 
 
 def test_a_changed_recipe_or_evaluation_is_not_reused(tmp_path, mnist_dir, capsys):
