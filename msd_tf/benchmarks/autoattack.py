@@ -17,6 +17,7 @@ trained and evaluated again first, and its committed result replaced by the new 
 Killed in AutoAttack, the same command continues with the norms it has not finished.
 """
 
+import dataclasses
 import datetime
 import json
 import os
@@ -28,7 +29,6 @@ from msd_tf.threats import NORMS
 
 AUTOATTACK = "pyautoattack==0.2.0, version standard"  # what scripts/compare_autoattack runs
 SEED = 0
-TAG = ".autoattack"
 FORMAT = 1
 
 
@@ -55,8 +55,7 @@ def _flags_on_disk(unit, ctx: Context, description: dict) -> dict | None:
         (flags,) = compare.robust_flags(evaluated).values()
     except (compare.CompareError, ValueError):
         return None
-    return {t: "".join("1" if v else "0" for v in flags[t])
-            for t in ("clean", *units.THREATS) if t in flags}
+    return units.robust_strings(flags)
 
 
 def produce(bench: tables.Benchmark, ctx: Context, names: list[str] | None,
@@ -68,8 +67,7 @@ def produce(bench: tables.Benchmark, ctx: Context, names: list[str] | None,
     Raises:
       runs.BenchmarkError: a failed step, unreadable output, a fine-tuned unit.
     """
-    unit_ctx = Context(ctx.scale, ctx.evaluation, ctx.data_dir, ctx.results_dir,
-                       ctx.work_dir, ctx.budget, ctx.dry_run)
+    unit_ctx = dataclasses.replace(ctx, tag="")  # the units' own results
     chosen = tables.select(bench, names)
     tuned = [u.name for u in chosen if u.init_from]
     if tuned:
@@ -154,9 +152,9 @@ def collect(unit, key: str, result: dict, folder: str, seconds: float) -> dict:
     for norm in comparison["norms"]:
         last = str(aa[f"attacks_{norm}"][-1])
         flags = aa[f"robust_{norm}_{last}"].astype(bool)
-        robust[norm] = "".join("1" if v else "0" for v in flags)
+        robust[norm] = units.bits(flags)
         union &= flags
-    robust["union"] = "".join("1" if v else "0" for v in union)
+    robust["union"] = units.bits(union)
     pct = lambda v: None if v is None else round(100.0 * v, 1)  # noqa: E731
     norms = {}
     for norm, row in comparison["norms"].items():

@@ -197,8 +197,7 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "paper_attacks": {("union" if n == "all" else n): _pct(v)
                           for n, v in s.get("paper_only", {}).items()},
         "radii": {n: s["norms"][n]["eps"] for n in NORMS if n in s["norms"]},
-        "robust": {t: "".join("1" if v else "0" for v in flags[t])
-                   for t in ("clean", *THREATS) if t in flags},
+        "robust": robust_strings(flags),
         "suite": [a["name"] for a in results["suite"]],
         "recipe": description["recipe"], "evaluation": description["evaluation"],
         "init_from": unit.init_from, "share": unit.share, "budget": ctx.budget,
@@ -217,6 +216,16 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "inputs": {k: v for k, v in description.items() if not k.startswith("_")},
     }
+
+
+def bits(flags) -> str:
+    """Per-digit robust flags as a result keeps them: one character per digit, `1` robust."""
+    return "".join("1" if v else "0" for v in flags)
+
+
+def robust_strings(flags: dict) -> dict:
+    """{threat: `bits`} of an evaluation's per-digit flags (`compare.robust_flags`)."""
+    return {t: bits(flags[t]) for t in ("clean", *THREATS) if t in flags}
 
 
 def first_layer(saved_model: str, ratio: float = 0.25) -> dict | None:
