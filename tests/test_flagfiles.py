@@ -153,9 +153,7 @@ def test_evaluation_flagfile_builds_its_suite(path):
     if path.name == "eval_benchmark.cfg":  # the strong suite without the slow attacks
         strong = pipeline.build_suite("mnist", None, restarts=1, suite_name="strong",
                                       budget="paper", eps={})
-        # and, until its committed results are re-evaluated, without FAB-T
-        slow = {"boundary", "cw_l2", "pointwise_l2", "pointwise_l1",
-                "fab_t_linf", "fab_t_l2", "fab_t_l1"}
+        slow = {"boundary", "cw_l2", "pointwise_l2", "pointwise_l1"}
         assert [s.name for s in specs] == [s.name for s in strong if s.name not in slow]
         return
     if path.name == "mnist_eval.cfg" and "tb19" in str(path):

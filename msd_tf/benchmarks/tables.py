@@ -243,6 +243,15 @@ def _num(v) -> str:
     return "-" if v is None else f"{v:.1f}"
 
 
+def _evaluate_minutes(s: dict) -> str:
+    """The evaluation's wall minutes; with attacks read from the cache, also what the
+    attacks took when they ran."""
+    wall = f"{s.get('evaluate', 0) / 60:.1f}"
+    if not s.get("cached_attacks"):
+        return wall
+    return f"{wall} ({s['attacks'] / 60:.1f} in attacks, {s['cached_attacks']} cached)"
+
+
 def _provenance(results: dict) -> list[str]:
     lines = ["| model | trained on | evaluated | precision | train (min) | evaluate (min) "
              "| machine | commit | date |", "|---" * 9 + "|"]
@@ -251,7 +260,7 @@ def _provenance(results: dict) -> list[str]:
         lines.append(
             f"| {r['label']} | {r['train_split']} | {r['eval_split']}, first "
             f"{r['num_examples']} | {r['precision']} | {s.get('train', 0) / 60:.1f} | "
-            f"{s.get('evaluate', 0) / 60:.1f} | {r['machine']} | {r['git_commit']} | "
+            f"{_evaluate_minutes(s)} | {r['machine']} | {r['git_commit']} | "
             f"{r['date']} |")
     return lines
 

@@ -209,13 +209,27 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "first_layer": first_layer(os.path.join(folder, "saved_model")),
         "epochs": summary["config"]["epochs"],
         "precision": summary["config"]["precision"],
-        "seconds": seconds,
+        "seconds": {**seconds, **_attack_seconds(evaluated)},
         "machine": machine.describe(summary["machine"]),
         "eval_machine": machine.describe(prov["machine"]) if prov.get("machine") else None,
         "git_commit": prov.get("git_commit"),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "inputs": {k: v for k, v in description.items() if not k.startswith("_")},
     }
+
+
+def _attack_seconds(evaluated: str) -> dict:
+    """{"attacks": the attacks' seconds as measured when each ran, "cached_attacks": how
+    many were read from the shared cache (e.g. after a new attack joined the suite)}: the
+    evaluation's wall time alone undercounts what a partly cached evaluation cost."""
+    path = os.path.join(evaluated, "profile.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        (profile,) = json.load(f)["models"].values()
+    return {"attacks": round(sum(p["seconds"] for p in profile.values()), 1),
+            "cached_attacks": sum(bool(p["cached"]) and p["attacked"] > 0
+                                  for p in profile.values())}
 
 
 def bits(flags) -> str:
