@@ -24,6 +24,11 @@ from msd_tf.threats import NORMS
 # Raised whenever a change makes training histories or evaluation flags differ for the
 # same flags (tests/test_behaviour.py pins them): every committed result is then stale.
 BEHAVIOUR_VERSION = 1
+# Raised whenever the evaluation's per-example results move for the same flags and model
+# (the runner: which examples an attack sees in one batch, the seeds): every committed
+# result's evaluation is then stale, but its training (and run folder) is not.
+# 2: the examples still robust are packed into full batches (evaluation.runner.pack).
+EVALUATION_VERSION = 2
 FORMAT = 1
 THREATS = (*NORMS, "union")
 
@@ -97,7 +102,7 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
         "train_split": train_split, "train_data_sha256": fingerprints.of_arrays(x, y),
         "eval_split": split, "num_examples": min(n, len(xe)),
         "eval_data_sha256": fingerprints.of_arrays(xe[:n], ye[:n]),
-        "parent": parent_key,
+        "parent": parent_key, "evaluation_behaviour": EVALUATION_VERSION,
         "_plan": dataclasses.asdict(plan), "_note": note,
         "_protocol": protocol.name_of(train_split, split),
     }

@@ -1,13 +1,14 @@
 """Runs a suite on one model with a resumable, content-keyed on-disk cache.
 
-Each (model, attack, batch) result is written, as soon as it is done (a temporary
-file, then a rename), to
+The examples an attack is run on (those every earlier attack of its norm left robust)
+are packed into full batches, as AutoAttack does. Each (model, attack, batch) result is
+written, as soon as it is done (a temporary file, then a rename), to
 
   <output_dir>/cache/<model name>/<attack>-<key>/batch_<i>-<batch hash>.npz
 
 where `key` is a fingerprint of the model's content, the attack's settings, the batch
 size, the seed and the code version (the msd_tf sources and the TensorFlow, foolbox
-and NumPy versions), and `batch hash` a fingerprint of the batch's images and labels.
+and NumPy versions), and `batch hash` a fingerprint of the packed batch's images and labels.
 A result is reused only when all of these match: a retrained model, other data,
 other settings or other code recompute, whatever the folder names. A killed
 evaluation started again recomputes only what is missing.
@@ -29,7 +30,7 @@ from msd_tf import fingerprints
 from msd_tf.evaluation import adapters, checks, profiling, suite
 from msd_tf.evaluation.records import AttackRecord, EvalConfig
 
-GRID_EXAMPLES = 6  # adversarial images kept (from batch 0) for the example grid
+GRID_EXAMPLES = 6  # adversarial images kept (of the first examples) for the example grid
 
 
 def code_version() -> dict:
@@ -93,30 +94,53 @@ def _broken_before(spec: suite.AttackSpec, before: list, records: dict, folders:
     return broken, earlier
 
 
-def _run_batch(spec: suite.AttackSpec, counted, logits_fn, xb, yb, todo, *, seed: int,
-               jit_compile: bool, keep: int) -> dict:
-    """Run: the attack on the `todo` examples of one batch, its claims verified
-    (`checks.verify`); the arrays of one cache file."""
-    x_adv, found = xb.copy(), np.zeros(len(xb), bool)
+def _run_batch(spec: suite.AttackSpec, counted, logits_fn, xb, yb, *, seed: int,
+               jit_compile: bool) -> dict:
+    """Run: the attack on one packed batch (every example in it is attacked), its claims
+    verified (`checks.verify`); the arrays of one cache file."""
     start, (fwd, bwd) = time.perf_counter(), counted.counts()
-    if todo.any():
-        x_adv[todo], found[todo] = adapters.run_attack(spec, counted, xb[todo], yb[todo],
-                                                    seed=seed, jit_compile=jit_compile)
+    x_adv, found = adapters.run_attack(spec, counted, xb, yb, seed=seed,
+                                       jit_compile=jit_compile)
+    x_adv, found = np.asarray(x_adv, np.float32), np.asarray(found, bool)
     fwd_end, bwd_end = counted.counts()
-    cost = [time.perf_counter() - start, todo.sum(), fwd_end - fwd, bwd_end - bwd]
+    cost = [time.perf_counter() - start, len(xb), fwd_end - fwd, bwd_end - bwd]
     sound, norms, rejected = checks.verify(logits_fn, xb, yb, x_adv, found, norm=spec.norm)
-    return {"sound": sound, "norms": norms, "rejected": rejected, "head": x_adv[:keep],
+    return {"sound": sound, "norms": norms, "rejected": rejected, "adversarial": x_adv,
             "profile": np.array(cost, np.float64)}
 
 
-def _record(spec: suite.AttackSpec, parts: list, cached: bool) -> AttackRecord:
-    cost = np.sum([p["profile"] for p in parts], axis=0)
+def pack(todo: np.ndarray, size: int) -> list[np.ndarray]:
+    """The indices of the examples to attack, in batches of `size` (the last one
+    shorter): the examples every earlier attack left robust are packed into full
+    batches across the data set, as AutoAttack does, rather than attacked in the
+    windows of `size` they sit in."""
+    idx = np.flatnonzero(todo)
+    return [idx[i:i + size] for i in range(0, len(idx), size)]
+
+
+def _record(spec: suite.AttackSpec, n: int, packed: list, parts: list,
+            cached: bool) -> AttackRecord:
+    """The attack's per-example record over all `n` examples (an example not attacked:
+    not sound, norm inf, not rejected) and its summed profile."""
+    sound, norms, rejected = np.zeros(n, bool), np.full(n, np.inf), np.zeros(n, bool)
+    for idx, part in zip(packed, parts):
+        sound[idx], norms[idx], rejected[idx] = part["sound"], part["norms"], part["rejected"]
+    cost = np.sum([p["profile"] for p in parts], axis=0) if parts else np.zeros(4)
     return AttackRecord(
-        spec=spec, sound=np.concatenate([p["sound"] for p in parts]),
-        norms=np.concatenate([p["norms"] for p in parts]),
-        rejected=np.concatenate([p["rejected"] for p in parts]),
+        spec=spec, sound=sound, norms=norms, rejected=rejected,
         profile={"seconds": round(float(cost[0]), 2), "attacked": int(cost[1]),
                  "forward": int(cost[2]), "backward": int(cost[3]), "cached": cached})
+
+
+def _grid(x: np.ndarray, packed: list, parts: list, record: AttackRecord) -> tuple:
+    """(adversarial images, sound, norms) of the first `GRID_EXAMPLES` examples (an
+    example not attacked shows its clean image)."""
+    k = min(GRID_EXAMPLES, len(x))
+    head = x[:k].copy()
+    if packed:
+        first = packed[0][packed[0] < k]  # sorted: the first examples are in batch 0
+        head[first] = parts[0]["head"][:len(first)]
+    return head, record.sound[:k], record.norms[:k]
 
 
 def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
@@ -127,55 +151,62 @@ def run_suite(model_name: str, model_fingerprint: str, logits_fn, x: np.ndarray,
 
     Per attack: select the examples (the correctly classified ones; an `only_robust`
     attack: those every earlier attack of its norm, and `prior_broken` (norm -> `[N]`
-    bool from an earlier evaluation of the same examples), left robust), then per batch
-    load its cache file or run it (`_run_batch`). `records[name]` is an `AttackRecord`;
-    `grid[name]` = (adversarial images, sound, norms) of the first `GRID_EXAMPLES`.
-    `on_compute(attack_name, batch_index)` is called for every batch actually computed.
-    `seed_key` (default: `model_fingerprint`) is what the attack seeds derive from: the
-    weights' fingerprint (`LoadedModel.weights_fingerprint`); the cache stays keyed by
-    `model_fingerprint`, the files, which fix the weights.
+    bool from an earlier evaluation of the same examples), left robust), pack them into
+    batches of `config.batch_size` (`pack`), then per batch load its cache file (keyed
+    by the batch's examples) or run it (`_run_batch`). `records[name]` is an
+    `AttackRecord`; `grid[name]` = (adversarial images, sound, norms) of the first
+    `GRID_EXAMPLES`. `on_compute(attack_name, batch_index)` is called for every batch
+    actually computed. `seed_key` (default: `model_fingerprint`) is what the attack
+    seeds derive from: the weights' fingerprint (`LoadedModel.weights_fingerprint`); the
+    cache stays keyed by `model_fingerprint`, the files, which fix the weights.
     """
-    import keras
-
     code = code or code_version()
     counted = profiling.CountingLogits(logits_fn)  # what the attacks call
     clean = checks.predict(logits_fn, x) == y
-    n, size = len(x), config.batch_size
-    batches = [(i, min(i + size, n)) for i in range(0, n, size)]
-    batch_keys = [fingerprints.of_arrays(x[lo:hi], y[lo:hi])[:16] for lo, hi in batches]
     records, grid, folders = {}, {}, {}
     cache_dir = config.cache_dir or os.path.join(config.output_dir, "cache")
     specs = config.specs
     for a_idx, spec in enumerate(specs):
         before = [s for s in specs[:a_idx] if s.norm == spec.norm]
         broken_before, earlier = _broken_before(spec, before, records, folders,
-                                                prior_broken, n)
+                                                prior_broken, len(x))
         folder = folders[spec.name] = cache_folder(
-            cache_dir, model_name, model_fingerprint, spec, batch_size=size,
+            cache_dir, model_name, model_fingerprint, spec, batch_size=config.batch_size,
             seed=config.seed, code=code, earlier=earlier, jit_compile=config.jit_compile)
         os.makedirs(folder, exist_ok=True)
-        parts, cached = [], True
+        packed = pack(clean & ~broken_before, config.batch_size)
         if config.verbose:
             print(f"[{model_name}] attack {a_idx + 1}/{len(specs)}: {spec.label()}, "
-                  f"{spec.restarts} restart(s), {len(batches)} batch(es)", flush=True)
-            bar = keras.utils.Progbar(len(batches), unit_name="batch")
-        for b, (lo, hi) in enumerate(batches):
-            path = os.path.join(folder, f"batch_{b}-{batch_keys[b]}.npz")
-            if not os.path.exists(path):
-                cached = False
-                if on_compute:
-                    on_compute(spec.name, b)
-                seed = attack_seed(config.seed, seed_key or model_fingerprint, spec.name, b)
-                _save(path, **_run_batch(spec, counted, logits_fn, x[lo:hi], y[lo:hi],
-                                         clean[lo:hi] & ~broken_before[lo:hi], seed=seed,
-                                         jit_compile=config.jit_compile,
-                                         keep=GRID_EXAMPLES if b == 0 else 0))
-            with np.load(path) as f:
-                parts.append({k: f[k] for k in f.files})
-            if config.verbose:
-                bar.update(b + 1)
-        records[spec.name] = _record(spec, parts, cached)
-        head = parts[0]["head"]
-        grid[spec.name] = (head, records[spec.name].sound[:len(head)],
-                           records[spec.name].norms[:len(head)])
+                  f"{spec.restarts} restart(s), {len(packed)} batch(es) of "
+                  f"{sum(map(len, packed))} examples", flush=True)
+        parts, cached = _attack_batches(spec, packed, folder, counted, logits_fn, x, y,
+                                        config, seed_key or model_fingerprint, on_compute)
+        records[spec.name] = _record(spec, len(x), packed, parts, cached)
+        grid[spec.name] = _grid(x, packed, parts, records[spec.name])
     return clean, records, grid
+
+
+def _attack_batches(spec, packed, folder, counted, logits_fn, x, y, config, seed_key,
+                    on_compute) -> tuple[list, bool]:
+    """Each packed batch's cache file, computed where missing; (parts, all cached)."""
+    import keras
+
+    parts, cached = [], bool(packed)
+    bar = keras.utils.Progbar(len(packed), unit_name="batch") if config.verbose else None
+    for b, idx in enumerate(packed):
+        path = os.path.join(folder, f"batch_{b}-{fingerprints.of_arrays(x[idx], y[idx])[:16]}"
+                                    ".npz")
+        if not os.path.exists(path):
+            cached = False
+            if on_compute:
+                on_compute(spec.name, b)
+            seed = attack_seed(config.seed, seed_key, spec.name, b)
+            part = _run_batch(spec, counted, logits_fn, x[idx], y[idx], seed=seed,
+                              jit_compile=config.jit_compile)
+            adversarial = part.pop("adversarial")
+            _save(path, head=adversarial[:int(np.sum(idx < GRID_EXAMPLES))], **part)
+        with np.load(path) as f:
+            parts.append({k: f[k] for k in f.files})
+        if bar:
+            bar.update(b + 1)
+    return parts, cached

@@ -169,6 +169,25 @@ def test_added_attacks_run_only_on_examples_still_robust(trained, tmp_path):
     assert s["attacks"]["apgd_ce_linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce))
     assert s["norms"]["linf"]["acc"] == pytest.approx(np.mean(clean & ~fgsm & ~apgd_ce & ~sq))
     assert s["paper_only"]["linf"] == pytest.approx(np.mean(clean & ~fgsm))
+    # Packed as AutoAttack does: the examples still robust fill batches of 20 across the
+    # two windows of 20, and each batch's result lands on its own examples (the attack
+    # run again by hand on each packed batch, with the batch's seed).
+    todo = {"apgd_ce_linf": clean & ~fgsm, "square_linf": clean & ~fgsm & ~apgd_ce}
+    for name, wanted in todo.items():
+        packed = runner.pack(wanted, 20)
+        assert [len(p) for p in packed][:-1] == [20] * (len(packed) - 1)
+        assert sorted(np.concatenate(packed)) == list(np.flatnonzero(wanted))
+        assert [b for a, b in computed if a == name] == list(range(len(packed)))
+        assert records[name].profile["attacked"] == wanted.sum()
+    spec = next(s for s in specs if s.name == "apgd_ce_linf")
+    fn = lambda v: model(v, training=False)  # noqa: E731
+    expected = np.zeros(len(x), bool)
+    for b, idx in enumerate(runner.pack(todo["apgd_ce_linf"], 20)):
+        x_adv, found = adapters.run_attack(spec, fn, x[idx], y[idx],
+                                           seed=runner.attack_seed(0, "fingerprint",
+                                                                   spec.name, b))
+        expected[idx] = checks.verify(fn, x[idx], y[idx], x_adv, found, norm="linf")[0]
+    np.testing.assert_array_equal(records["apgd_ce_linf"].sound, expected)
     # Rerun: nothing recomputed (the cache of a dependent attack is keyed by its inputs).
     computed.clear()
     runner.run_suite("m", "fingerprint", lambda v: model(v, training=False), x, y, config,
