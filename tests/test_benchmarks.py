@@ -405,3 +405,15 @@ def test_paper_scale_report_puts_ours_beside_the_papers_table_3(tmp_path):
     saved = json.load(open(paths["json"]))
     assert saved["rows"]["msd"]["diff"] == {"clean": -1.3, "linf": -2.7, "l2": 2.1,
                                             "l1": 0.0, "all": -3.4}
+
+
+def test_the_compute_figure_draws_committed_union_results_and_nothing_without_them(tmp_path):
+    png = tmp_path / "union_compute.png"
+    png.write_bytes(b"an earlier figure")
+    assert not tables.plot_union(str(tmp_path), str(png)) and not png.exists()
+    (tmp_path / "S").mkdir()
+    record = {"name": "eat", "label": "E-AT", "compute": {"total_passes": 2.75e6},
+              "accuracy": {"union": 43.4}}
+    (tmp_path / "S" / "eat.json").write_text(json.dumps(record))
+    assert tables.plot_union(str(tmp_path), str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -397,7 +397,8 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
     stem = STEMS[bench.table].format(scale=bench.scale)
     lines, data = REPORTS[bench.table](bench, results)
     suites = {tuple(r["suite"]) for r in results.values()}
-    lines += ["", "Attacks: " + "; ".join(", ".join(s) for s in sorted(suites)) + ".", "",
+    attacks = "; ".join(", ".join(s) for s in sorted(suites)) or "none yet (no model measured)"
+    lines += ["", f"Attacks: {attacks}.", "",
               "## Where each number comes from", "",
               f"Each row is a committed per-model result under `{bench.scale}/` (command: "
               f"`python -m msd_tf.reproduce --table={bench.table} --scale={bench.scale} "
@@ -419,8 +420,9 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
     if bench.table == "filters":
         paths.update(draw_filters(results, os.path.join(out, "filters", bench.scale)))
     if bench.table == "union":
-        paths["png"] = os.path.join(out, "union_compute.png")
-        plot_union(out, paths["png"])
+        png = os.path.join(out, "union_compute.png")
+        if plot_union(out, png):
+            paths["png"] = png
     return paths
 
 
@@ -441,9 +443,10 @@ def draw_filters(results: dict, folder: str) -> dict:
     return paths
 
 
-def plot_union(results_root: str, path: str) -> None:
+def plot_union(results_root: str, path: str) -> bool:
     """Union robust accuracy against training compute: one curve per method through the
-    budgets it has committed results at (`<results_root>/<scale>/*.json`)."""
+    budgets it has committed results at (`<results_root>/<scale>/*.json`). With none, no
+    figure (an earlier one is removed); returns whether it drew one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -459,6 +462,10 @@ def plot_union(results_root: str, path: str) -> None:
                     os.path.basename(p) == f"{r['name']}.json":  # not another table's tag
                 methods.setdefault(r["label"], []).append(
                     (r["compute"]["total_passes"] / 1e6, r["accuracy"]["union"]))
+    if not methods:
+        if os.path.exists(path):
+            os.remove(path)
+        return False
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in sorted(methods.items()):
         xs, ys = zip(*sorted(points))
@@ -468,8 +475,8 @@ def plot_union(results_root: str, path: str) -> None:
     ax.set_ylabel("union robust accuracy (%)")
     ax.set_title("Union robustness per compute (first 1000 test digits)")
     ax.grid(alpha=0.3)
-    if methods:
-        ax.legend(fontsize=8)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True
