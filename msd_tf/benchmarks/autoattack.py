@@ -204,11 +204,11 @@ def report(bench: tables.Benchmark, comparisons: dict) -> tuple[list[str], dict]
             steps = ", ".join(f"{a} {v:.1f} ({r['seconds'][a]:.0f} s)"
                               for a, v in r["after_each"].items())
             lines.append(f"| {tables.HEAD[norm]} ({c['radii'][norm]:g}) | "
-                         f"{tables._num(r['ours'])} | {tables._num(r['autoattack'])} | "
+                         f"{tables.cell(r['ours'])} | {tables.cell(r['autoattack'])} | "
                          f"{r['robust_ours_broken_aa']} | {r['robust_aa_broken_ours']} | "
                          f"{steps} |")
         u = c["union"]
-        lines += [f"| union | {tables._num(u['ours'])} | {tables._num(u['autoattack'])} | "
+        lines += [f"| union | {tables.cell(u['ours'])} | {tables.cell(u['autoattack'])} | "
                   f"{u['robust_ours_broken_aa']} | {u['robust_aa_broken_ours']} | |", "",
                   f"{c['num_examples']} digits of {c['eval_split']}. AutoAttack: "
                   f"{c['seconds']['autoattack'] / 60:.1f} min of attacks on {c['machine']}, "

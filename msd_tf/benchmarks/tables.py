@@ -239,7 +239,8 @@ HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "union": "u
 COLS = ("clean", "linf", "l2", "l1", "union")
 
 
-def _num(v) -> str:
+def cell(v) -> str:
+    """A table cell: a percentage to one decimal, or "-" where there is none."""
     return "-" if v is None else f"{v:.1f}"
 
 
@@ -282,10 +283,10 @@ def table3(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
         cells = []
         for c in COLS:
             ours, ref = row["ours"].get(c), (row["paper"] or {}).get(c)
-            cells.append(_num(ours) if ref is None or ours is None
+            cells.append(cell(ours) if ref is None or ours is None
                          else f"{ours:.1f} ({ref:.1f}, {ours - ref:+.1f})")
         lines.append(f"| {row['label']} | " + " | ".join(cells)
-                     + f" | {_num(row['paper_attacks'].get('union'))} |")
+                     + f" | {cell(row['paper_attacks'].get('union'))} |")
     return lines, {"rows": rows}
 
 
@@ -304,9 +305,9 @@ def union(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
              + " | union, paper's attacks | passes (M) | of budget |", "|---" * 9 + "|"]
     for row in sorted(rows.values(), key=lambda r: -(r["ours"]["union"] or 0)):
         budget = "-" if row["of_budget"] is None else f"{row['of_budget']:.2f}"
-        lines.append(f"| {row['label']} | " + " | ".join(_num(row["ours"].get(c))
+        lines.append(f"| {row['label']} | " + " | ".join(cell(row["ours"].get(c))
                                                          for c in COLS)
-                     + f" | {_num(row['paper_attacks'].get('union'))} | "
+                     + f" | {cell(row['paper_attacks'].get('union'))} | "
                      f"{row['total_passes'] / 1e6:.2f} | {budget} |")
     return lines, {"rows": rows}
 
@@ -318,7 +319,7 @@ def _f_rows(full: dict | None, part: dict | None, field: str) -> tuple[list[str]
              "|---" * (len(COLS) + 2) + "|"]
     for r in (full, part):
         if r:
-            lines.append(f"| {r['label']} | " + " | ".join(_num(r.get(field, {}).get(c))
+            lines.append(f"| {r['label']} | " + " | ".join(cell(r.get(field, {}).get(c))
                                                           for c in COLS)
                          + f" | {r['compute']['total_passes'] / 1e6:.2f} |")
     if not (full and part):
@@ -367,7 +368,7 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
         count = "-" if fl.get("thresholding") is None else \
             f"{fl['thresholding']} of {fl['filters']}"
         lines.append(f"| {r['label']} | {'-' if alpha is None else f'{alpha:g}'} | {count} | "
-                     + " | ".join(_num(r["accuracy"].get(c)) for c in COLS) + " |")
+                     + " | ".join(cell(r["accuracy"].get(c)) for c in COLS) + " |")
     return lines, {"rows": rows}
 
 
@@ -378,9 +379,9 @@ def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
              "|---" * (len(COLS) + 1) + "|"]
     theirs = {("union" if k == "all" else k): v for k, v in paper.TABLE_5["msd"].items()}
     for r in results.values():
-        lines.append(f"| {r['label']} (ours) | " + " | ".join(_num(r["accuracy"].get(c))
+        lines.append(f"| {r['label']} (ours) | " + " | ".join(cell(r["accuracy"].get(c))
                                                               for c in COLS) + " |")
-    lines.append("| MSD (paper) | " + " | ".join(_num(theirs.get(c)) for c in COLS) + " |")
+    lines.append("| MSD (paper) | " + " | ".join(cell(theirs.get(c)) for c in COLS) + " |")
     return lines, {"paper": theirs}
 
 
