@@ -168,6 +168,38 @@ def _add_seconds(folder: str, step: str, value: float) -> float:
     return seconds[step]
 
 
+def _measure(unit: Unit, ctx: Context, key: str, description: dict,
+             parent: tuple | None, parent_result: dict | None) -> dict | None:
+    """Trains (or resumes) and evaluates one unit and writes its result; returns it (None
+    on a dry run). `parent`: (unit, description) of the model it is fine-tuned from,
+    trained again first if it is no longer on disk."""
+    folder = units.run_dir(unit, ctx, description)
+    parent_dir = None
+    if parent:
+        parent_unit, parent_description = parent
+        parent_dir = units.run_dir(parent_unit, ctx, parent_description)
+        if not os.path.exists(os.path.join(parent_dir, "saved_model")):
+            print(f"  {parent_unit.label}'s model is not on disk: training it again "
+                  "(seeded: the same weights)", flush=True)
+            units.train(parent_unit, ctx, parent_description, None)
+    seconds = {"train": _add_seconds(folder, "train",
+                                     units.train(unit, ctx, description, parent_dir))}
+    seconds["evaluate"] = _add_seconds(units.eval_dir(unit, ctx, description), "evaluate",
+                                       units.evaluate(unit, ctx, description))
+    if ctx.dry_run:
+        return None
+    try:
+        result = units.collect(unit, ctx, key, description, seconds, parent_result)
+    except (OSError, ValueError, KeyError) as e:
+        raise runs.BenchmarkError(f"{unit.name}: its run or evaluation in {folder} is "
+                                  f"unreadable ({e}); delete that folder and run the "
+                                  "same command again.") from e
+    units.save_result(result, units.result_path(unit, ctx))
+    print(f"  union {result['accuracy']['union']}% -> {units.result_path(unit, ctx)}",
+          flush=True)
+    return result
+
+
 def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
             refresh: frozenset = frozenset(), committed_only: bool = False) -> dict:
     """Every selected unit's result: committed and current, else trained and evaluated
@@ -206,32 +238,13 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
             print(f"{tag}: {why}; left out (not measured yet)", flush=True)
             continue
         print(f"{tag}: {why}; training and evaluating", flush=True)
-        folder = units.run_dir(unit, ctx, description)
-        parent_dir = None
+        parent = None
         if unit.init_from:
-            parent = next(u for u in chosen if u.name == unit.init_from)
-            parent_dir = units.run_dir(parent, ctx, descriptions[parent.name])
-            if not os.path.exists(os.path.join(parent_dir, "saved_model")):
-                print(f"  {parent.label}'s model is not on disk: training it again "
-                      "(seeded: the same weights)", flush=True)
-                units.train(parent, ctx, descriptions[parent.name], None)
-        seconds = {"train": _add_seconds(folder, "train",
-                                         units.train(unit, ctx, description, parent_dir))}
-        seconds["evaluate"] = _add_seconds(units.eval_dir(unit, ctx, description), "evaluate",
-                                           units.evaluate(unit, ctx, description))
-        if ctx.dry_run:
-            continue
-        try:
-            result = units.collect(unit, ctx, key, description, seconds,
-                                   results.get(unit.init_from))
-        except (OSError, ValueError, KeyError) as e:
-            raise runs.BenchmarkError(f"{unit.name}: its run or evaluation in {folder} is "
-                                      f"unreadable ({e}); delete that folder and run the "
-                                      "same command again.") from e
-        units.save_result(result, units.result_path(unit, ctx))
-        print(f"  union {result['accuracy']['union']}% -> {units.result_path(unit, ctx)}",
-              flush=True)
-        results[unit.name] = result
+            parent_unit = next(u for u in chosen if u.name == unit.init_from)
+            parent = (parent_unit, descriptions[parent_unit.name])
+        result = _measure(unit, ctx, key, description, parent, results.get(unit.init_from))
+        if result is not None:
+            results[unit.name] = result
     return results
 
 
