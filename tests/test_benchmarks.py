@@ -407,13 +407,24 @@ def test_paper_scale_report_puts_ours_beside_the_papers_table_3(tmp_path):
                                             "l1": 0.0, "all": -3.4}
 
 
-def test_the_compute_figure_draws_committed_union_results_and_nothing_without_them(tmp_path):
+def test_the_compute_figure_draws_the_union_tables_rows_and_nothing_without_them(tmp_path):
     png = tmp_path / "union_compute.png"
     png.write_bytes(b"an earlier figure")
-    assert not tables.plot_union(str(tmp_path), str(png)) and not png.exists()
+    assert tables.plot_union(str(tmp_path), str(png)) == {} and not png.exists()
+    # A result file the tables did not find current (stale) is not a point: only the
+    # rows the table command wrote are.
     (tmp_path / "S").mkdir()
-    record = {"name": "eat", "label": "E-AT", "compute": {"total_passes": 2.75e6},
-              "accuracy": {"union": 43.4}}
-    (tmp_path / "S" / "eat.json").write_text(json.dumps(record))
-    assert tables.plot_union(str(tmp_path), str(png))
+    stale = {"name": "msd", "label": "MSD", "compute": {"total_passes": 2.8e6},
+             "accuracy": {"union": 39.1}}
+    (tmp_path / "S" / "msd.json").write_text(json.dumps(stale))
+
+    def row(label, passes, union):
+        return {"label": label, "total_passes": passes, "ours": {"union": union}}
+
+    (tmp_path / "union_S.json").write_text(json.dumps({"rows": {
+        "eat": row("E-AT", 2.75e6, 43.4), "linf_pretrain": row("P_inf", 1.0e6, 3.0)}}))
+    (tmp_path / "union_M.json").write_text(json.dumps({"rows": {
+        "eat": row("E-AT", 30.0e6, 55.1)}}))
+    assert tables.plot_union(str(tmp_path), str(png)) == {"E-AT": [(2.75, 43.4),
+                                                                   (30.0, 55.1)]}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,7 +11,6 @@ evaluated on the first 1000 test digits by `flags/mnist/eval_benchmark.cfg`.
 """
 
 import dataclasses
-import glob
 import json
 import os
 
@@ -407,7 +406,7 @@ FILTER_RATIO = 0.25
 
 def write(bench: Benchmark, results: dict, out: str) -> dict:
     """`<out>/table<N>_<scale>.md/.json` (and for the union benchmark the compute figure
-    over every scale's committed results); returns their paths."""
+    over the union tables of every scale); returns their paths."""
     stem = STEMS[bench.table].format(scale=bench.scale)
     lines, data = REPORTS[bench.table](bench, results)
     suites = {tuple(r["suite"]) for r in results.values()}
@@ -457,10 +456,12 @@ def draw_filters(results: dict, folder: str) -> dict:
     return paths
 
 
-def plot_union(results_root: str, path: str) -> bool:
+def plot_union(results_root: str, path: str) -> dict:
     """Union robust accuracy against training compute: one curve per method through the
-    budgets it has committed results at (`<results_root>/<scale>/*.json`). With none, no
-    figure (an earlier one is removed); returns whether it drew one."""
+    budgets it has current results at: the rows of `<results_root>/union_<scale>.json`,
+    which the table command wrote from the results it found current (a stale result file
+    is not a point). With none, no figure (an earlier one is removed). Returns the curves
+    drawn: {method: [(M passes, union %)]}."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -468,18 +469,19 @@ def plot_union(results_root: str, path: str) -> bool:
 
     methods = {}
     for scale in ("S", "M"):
-        names = {u.name for u in BENCHMARKS[("union", scale)].units}
-        for p in sorted(glob.glob(os.path.join(results_root, scale, "*.json"))):
-            with open(p) as f:
-                r = json.load(f)
-            if r["name"] in names and r["name"] != "linf_pretrain" and \
-                    os.path.basename(p) == f"{r['name']}.json":  # not another table's tag
-                methods.setdefault(r["label"], []).append(
-                    (r["compute"]["total_passes"] / 1e6, r["accuracy"]["union"]))
+        path_of_table = os.path.join(results_root, f"union_{scale}.json")
+        if not os.path.exists(path_of_table):
+            continue
+        with open(path_of_table) as f:
+            rows = json.load(f)["rows"]  # the results that table checked as current
+        for name, row in rows.items():
+            if name != "linf_pretrain" and row["ours"].get("union") is not None:
+                methods.setdefault(row["label"], []).append(
+                    (row["total_passes"] / 1e6, row["ours"]["union"]))
     if not methods:
         if os.path.exists(path):
             os.remove(path)
-        return False
+        return methods
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in sorted(methods.items()):
         xs, ys = zip(*sorted(points))
@@ -493,4 +495,4 @@ def plot_union(results_root: str, path: str) -> bool:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return True
+    return methods
