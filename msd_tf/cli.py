@@ -109,6 +109,15 @@ class _OursOrImportant(logging.Filter):
         return record.levelno >= logging.WARNING or f"{os.sep}msd_tf{os.sep}" in record.pathname
 
 
+def run_app(main) -> None:
+    """Runs an absl `main` as a command: TensorFlow's C++ logs at warnings and above,
+    flags parsed by `parse_flags` (one `error:` line for a bad flag)."""
+    from absl import app
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main, flags_parser=parse_flags)
+
+
 def quiet_libraries() -> None:
     """Installs `_OursOrImportant` on absl's log handler (idempotent)."""
     from absl import logging as absl_logging

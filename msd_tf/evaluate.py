@@ -23,7 +23,7 @@ A SavedModel is a program: loading one runs its graph. Evaluate only models you 
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from msd_tf import cli
 from msd_tf import common_flags as common
@@ -128,8 +128,7 @@ def main(argv):
 
 
 def run():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run_app(main)
 
 
 if __name__ == "__main__":

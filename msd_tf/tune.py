@@ -5,7 +5,7 @@
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from msd_tf import cli
 
@@ -71,8 +71,7 @@ def main(argv):
 
 
 def run():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    app.run(main, flags_parser=cli.parse_flags)
+    cli.run_app(main)
 
 
 if __name__ == "__main__":
