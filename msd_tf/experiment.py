@@ -126,42 +126,6 @@ def adversary_of(config: TrainConfig, name: str | None = None) -> Adversary:
                           train_attack=config.train_attack, **options)
 
 
-def step_cost(config: TrainConfig) -> dict:
-    """Forward and backward example-passes per training example of one step of
-    `config`'s adversary when no attack stops early: counted by the trainer's counter
-    (`compute.Counter`) on one step of a linear model whose logit margin no perturbation
-    in the box can flip (class 0 leads by 100, the weights are ~1e-3), so every attack
-    runs all its iterations. E-AT: the mean of its norms' single-norm steps (each batch
-    draws one). An upper bound of what training counts, the planning unit of
-    `reproduce --table=union`; the run's own count is in its summary.json.
-
-    Returns:
-      {"forward": float, "backward": float, "passes": forward + backward}.
-    """
-    if config.adversary == "eat":
-        costs = [step_cost(dataclasses.replace(config, adversary=t.norm))
-                 for t in config.threats]
-        forward, backward = (float(np.mean([c[k] for c in costs]))
-                             for k in ("forward", "backward"))
-        return {"forward": forward, "backward": backward, "passes": forward + backward}
-    info = data.DATASETS[config.dataset]
-    classes, batch = info["classes"], 2
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input(info["shape"]), keras.layers.Flatten(),
-        keras.layers.Dense(classes, kernel_initializer=keras.initializers.RandomNormal(
-            stddev=1e-3), bias_initializer=keras.initializers.Constant(
-                [100.0] + [0.0] * (classes - 1)))])
-    trainer = AdversarialTrainer(model, adversary_of(config), seed=0)
-    trainer.compile(optimizer=keras.optimizers.SGD(1e-9),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = np.full((batch, *info["shape"]), 0.5, np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch, np.int64))).batch(batch)
-    history = trainer.fit(ds, epochs=1, verbose=0).history
-    forward, backward = (history[f"{k}_examples"][0] / batch for k in ("forward", "backward"))
-    return {"forward": forward, "backward": backward, "passes": forward + backward}
-
-
 def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int) -> Parts:
     """Model, adversary, optimizer (built, so that its slots exist before a restore) and
     trainer, each from its registry by name.

@@ -29,6 +29,7 @@ def main(argv):
 
     from msd_tf import data, experiment
     from msd_tf import flags as msd_flags
+    from msd_tf.benchmarks import budgets
     from msd_tf.distribute import make_strategy
 
     try:
@@ -50,7 +51,7 @@ def main(argv):
         import json
 
         print(json.dumps({"epochs": config.epochs, "lr_epochs": list(config.lr_epochs),
-                          **experiment.step_cost(config)}))
+                          **budgets.step_cost(config)}))
         return
     logging.info("Training configuration:\n%s", config.to_json())
     cli.configure_process(deterministic=config.deterministic, seed=config.seed,

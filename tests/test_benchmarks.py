@@ -87,7 +87,7 @@ def test_training_on_a_test_only_folder_says_so(tmp_path, test_only_dir):
 
 
 def test_every_budgeted_recipe_spends_its_share_of_its_budget():
-    # The planned passes from each recipe's own step cost (experiment.step_cost, checked
+    # The planned passes from each recipe's own step cost (budgets.step_cost, checked
     # against closed forms in test_union) on the 60,000 training digits.
     from msd_tf.flags import parse_config
 

@@ -229,13 +229,13 @@ def test_offline_evaluation_commands_in_headers_run_as_written(name, tmp_path, m
 def test_ramp_projection_zero_turns_off_the_flagfiles_projection():
     # beta 0 would train the natural copy every epoch and then ignore it: "none" instead,
     # so that the step cost (and the budget) count no natural-copy step.
-    from msd_tf import experiment
+    from msd_tf.benchmarks import budgets
 
     path = "flags/mnist/S/ramp.cfg"
     on = _parse([f"--flagfile={path}"])
     off = _parse([f"--flagfile={path}", "--ramp_projection=0"])
     assert on.adversary_options["projection"] == 0.5
     assert off.adversary_options["projection"] is None
-    cost_on, cost_off = experiment.step_cost(on), experiment.step_cost(off)
+    cost_on, cost_off = budgets.step_cost(on), budgets.step_cost(off)
     assert (cost_on["forward"], cost_on["backward"]) == \
         (cost_off["forward"] + 1, cost_off["backward"] + 1)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from msd_tf import experiment
+from msd_tf.benchmarks import budgets
 from msd_tf.benchmarks import union_plan as union
 from msd_tf.config import TrainConfig
 from msd_tf.threats import ThreatModel
@@ -48,7 +48,7 @@ CLOSED_FORM = {
 
 @pytest.mark.parametrize("name", sorted(CLOSED_FORM))
 def test_step_cost_is_the_closed_form(name):
-    cost = experiment.step_cost(TrainConfig(adversary=name, threats=THREATS, msd_steps=K))
+    cost = budgets.step_cost(TrainConfig(adversary=name, threats=THREATS, msd_steps=K))
     want = CLOSED_FORM[name]
     assert (cost["forward"], cost["backward"]) == pytest.approx(want)
     assert cost["passes"] == pytest.approx(sum(want))
@@ -65,7 +65,7 @@ APGD_CLOSED_FORM = {
 
 @pytest.mark.parametrize("name", sorted(APGD_CLOSED_FORM))
 def test_step_cost_with_apgd_is_the_closed_form(name):
-    cost = experiment.step_cost(TrainConfig(adversary=name, threats=THREATS,
+    cost = budgets.step_cost(TrainConfig(adversary=name, threats=THREATS,
                                             train_attack="apgd"))
     assert (cost["forward"], cost["backward"]) == pytest.approx(APGD_CLOSED_FORM[name])
 
@@ -73,7 +73,7 @@ def test_step_cost_with_apgd_is_the_closed_form(name):
 def test_ramp_projection_adds_the_natural_copy_step():
     config = TrainConfig(adversary="ramp", threats=THREATS, msd_steps=K,
                          adversary_options=dict(projection=0.5))
-    cost = experiment.step_cost(config)
+    cost = budgets.step_cost(config)
     fwd, bwd = CLOSED_FORM["ramp"]
     assert (cost["forward"], cost["backward"]) == (fwd + 1, bwd + 1)
 

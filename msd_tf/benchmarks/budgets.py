@@ -26,13 +26,55 @@ class Plan:
     passes: float
 
 
-def planned(config: TrainConfig, train_examples: int) -> Plan:
-    """Steps x batch x the adversary's passes per example (`experiment.step_cost`)."""
-    from msd_tf import experiment
+def step_cost(config: TrainConfig) -> dict:
+    """Forward and backward example-passes per training example of one step of
+    `config`'s adversary when no attack stops early: counted by the trainer's counter
+    (`compute.Counter`) on one step of a linear model whose logit margin no perturbation
+    in the box can flip (class 0 leads by 100, the weights are ~1e-3), so every attack
+    runs all its iterations. E-AT: the mean of its norms' single-norm steps (each batch
+    draws one). An upper bound of what training counts, the planning unit of
+    every budget (`planned`); the run's own count is in its summary.json.
 
+    Returns:
+      {"forward": float, "backward": float, "passes": forward + backward}.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from msd_tf import data
+    from msd_tf.experiment import adversary_of
+    from msd_tf.training import AdversarialTrainer
+
+    if config.adversary == "eat":
+        costs = [step_cost(dataclasses.replace(config, adversary=t.norm))
+                 for t in config.threats]
+        forward, backward = (float(np.mean([c[k] for c in costs]))
+                             for k in ("forward", "backward"))
+        return {"forward": forward, "backward": backward, "passes": forward + backward}
+    info = data.DATASETS[config.dataset]
+    classes, batch = info["classes"], 2
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input(info["shape"]), keras.layers.Flatten(),
+        keras.layers.Dense(classes, kernel_initializer=keras.initializers.RandomNormal(
+            stddev=1e-3), bias_initializer=keras.initializers.Constant(
+                [100.0] + [0.0] * (classes - 1)))])
+    trainer = AdversarialTrainer(model, adversary_of(config), seed=0)
+    trainer.compile(optimizer=keras.optimizers.SGD(1e-9),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.full((batch, *info["shape"]), 0.5, np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch, np.int64))).batch(batch)
+    history = trainer.fit(ds, epochs=1, verbose=0).history
+    forward, backward = (history[f"{k}_examples"][0] / batch for k in ("forward", "backward"))
+    return {"forward": forward, "backward": backward, "passes": forward + backward}
+
+
+def planned(config: TrainConfig, train_examples: int) -> Plan:
+    """Steps x batch x the adversary's passes per example (`step_cost`)."""
     per_epoch = config.steps_per_epoch or train_examples // config.batch_size
     steps = config.epochs * per_epoch
-    cost = experiment.step_cost(config)["passes"]
+    cost = step_cost(config)["passes"]
     return Plan(steps, steps * config.batch_size, cost, steps * config.batch_size * cost)
 
 

@@ -8,7 +8,7 @@ the machine:
 1. **Plan** (`plan.json`, written once, reused on every resumption while the recipes'
    flags and flagfile contents are the same, `recipe_key`): `recipe_cost`
    gives each recipe's passes per training example and step when no attack stops early
-   (`experiment.step_cost`); the budget is the reference recipe's (MSD: its epochs x its
+   (`budgets.step_cost`); the budget is the reference recipe's (MSD: its epochs x its
    step cost); a method with `share` s of
    the budget trains round(s x budget / its step cost) epochs, its learning-rate knots
    scaled to them
@@ -95,13 +95,13 @@ def recipe_key(flags) -> str:
 
 def recipe_cost(flags: list[str], what: str) -> dict:
     """A recipe's {"epochs", "lr_epochs", "forward", "backward", "passes"}: its flags'
-    epochs and knots, and its passes per example and step (`experiment.step_cost`),
+    epochs and knots, and its passes per example and step (`budgets.step_cost`),
     computed in this process.
 
     Raises:
       BenchmarkError: the recipe is refused (a missing flagfile, a bad flag), naming `what`.
     """
-    from msd_tf import experiment
+    from msd_tf.benchmarks import budgets
     from msd_tf.flags import parse_config
 
     try:
@@ -109,7 +109,7 @@ def recipe_cost(flags: list[str], what: str) -> dict:
     except ValueError as e:
         raise BenchmarkError(f"{what}: {e}") from e
     return {"epochs": config.epochs, "lr_epochs": list(config.lr_epochs),
-            **experiment.step_cost(config)}
+            **budgets.step_cost(config)}
 
 
 def changed_recipes(plan: dict, recipes: dict) -> list[str]:
