@@ -29,8 +29,8 @@ def _evaluate(args, **kwargs):
 
 def _args(models, out, *extra):
     return [f"--models={','.join(map(str, models))}", "--dataset=mnist",
-            f"--data_dir={SHARED_MNIST}", "--eval_split=test[:100]", "--num_examples=24",
-            "--eval_batch_size=12", "--restarts=2", "--budget=fast", f"--attacks={ATTACKS}",
+            f"--data_dir={SHARED_MNIST}", "--eval_split=test[:100]", "--num_examples=12",
+            "--eval_batch_size=6", "--restarts=2", "--budget=fast", f"--attacks={ATTACKS}",
             f"--output_dir={out}", *extra]
 
 
@@ -77,7 +77,7 @@ def test_outputs_provenance_and_identical_reruns(models, straight, tmp_path):
     assert "| attack (threat model, radius) | m0 | m1 |" in md
     assert "All l_inf attacks (eps=0.3)" in md and "All attacks" in md
     per = np.load(out / "per_example_m0.npz")
-    assert per["clean"].shape == (24,) and per["ddn/norm"].shape == (24,)
+    assert per["clean"].shape == (12,) and per["ddn/norm"].shape == (12,)
     prov = _results(out)["provenance"]
     from msd_tf import fingerprints
 
@@ -86,7 +86,7 @@ def test_outputs_provenance_and_identical_reruns(models, straight, tmp_path):
         assert prov["models"][name]["path"] == path
         # Every model evaluated is printed with its path and fingerprint.
         assert f"sha256 {prov['models'][name]['fingerprint']}" in res.stdout
-    assert (prov["dataset"], prov["split"], prov["num_examples"]) == ("mnist", "test[:100]", 24)
+    assert (prov["dataset"], prov["split"], prov["num_examples"]) == ("mnist", "test[:100]", 12)
     assert prov["data_dir"] == str(SHARED_MNIST.resolve()) and prov["restarts"] == [1, 2]
     assert set(prov["versions"]) >= {"tensorflow", "foolbox", "numpy", "msd_tf"}
     assert {"cpu", "isa", "onednn", "intra_op_threads"} <= set(prov["machine"])
