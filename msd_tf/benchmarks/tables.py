@@ -462,11 +462,6 @@ def plot_union(results_root: str, path: str) -> dict:
     which the table command wrote from the results it found current (a stale result file
     is not a point). With none, no figure (an earlier one is removed). Returns the curves
     drawn: {method: [(M passes, union %)]}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     methods = {}
     for scale in ("S", "M"):
         path_of_table = os.path.join(results_root, f"union_{scale}.json")
@@ -482,6 +477,11 @@ def plot_union(results_root: str, path: str) -> dict:
         if os.path.exists(path):
             os.remove(path)
         return methods
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in sorted(methods.items()):
         xs, ys = zip(*sorted(points))
