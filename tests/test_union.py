@@ -78,6 +78,30 @@ def test_ramp_projection_adds_the_natural_copy_step():
     assert (cost["forward"], cost["backward"]) == (fwd + 1, bwd + 1)
 
 
+def test_step_cost_is_measured_once_per_adversary_not_per_recipe(monkeypatch):
+    import dataclasses
+
+    measured = []
+    real = budgets._measure_step
+    monkeypatch.setattr(budgets, "_COSTS", {})
+    monkeypatch.setattr(budgets, "_measure_step", lambda c: measured.append(c) or real(c))
+    msd = TrainConfig(adversary="msd", threats=THREATS, msd_steps=K)
+    # Another schedule, seed and data: the same adversary, measured once.
+    other = dataclasses.replace(msd, epochs=3, lr_values=(0.0, 5e-4, 0.0), seed=7,
+                                train_split="train[:100]", batch_size=50)
+    assert budgets.step_cost(other) == budgets.step_cost(msd) == pytest.approx(
+        dict(zip(("forward", "backward", "passes"), (*CLOSED_FORM["msd"],
+                                                     sum(CLOSED_FORM["msd"])))))
+    assert len(measured) == 1
+    # Another adversary setting is measured: one MSD iteration more.
+    more = budgets.step_cost(dataclasses.replace(msd, msd_steps=K + 1))
+    assert len(measured) == 2 and more["backward"] == CLOSED_FORM["msd"][1] + 1
+    ramp = dataclasses.replace(msd, adversary="ramp")
+    assert budgets.step_cost(dataclasses.replace(ramp, adversary_options=dict(
+        projection=0.5)))["passes"] == budgets.step_cost(ramp)["passes"] + 2
+    assert len(measured) == 4
+
+
 def test_plan_gives_every_method_the_reference_budget():
     methods = [union.Method("msd", "MSD", ()), union.Method("eat", "E-AT", ()),
                union.Method("linf", "P_inf", (), share=2 / 3),

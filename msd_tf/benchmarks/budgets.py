@@ -26,6 +26,18 @@ class Plan:
     passes: float
 
 
+# step_cost's results, keyed by everything it reads from a config (`_cost_key`).
+_COSTS: dict[tuple, dict] = {}
+
+
+def _cost_key(config: TrainConfig) -> tuple:
+    """The fields of `config` one step's cost depends on: the data set's shapes and the
+    adversary `experiment.adversary_of` builds (not epochs, rates, seeds or splits)."""
+    return (config.dataset, config.adversary, repr(config.threats), config.msd_steps,
+            repr(sorted(config.adversary_options.items())), config.attack_training_mode,
+            config.train_attack)
+
+
 def step_cost(config: TrainConfig) -> dict:
     """Forward and backward example-passes per training example of one step of
     `config`'s adversary when no attack stops early: counted by the trainer's counter
@@ -35,9 +47,20 @@ def step_cost(config: TrainConfig) -> dict:
     draws one). An upper bound of what training counts, the planning unit of
     every budget (`planned`); the run's own count is in its summary.json.
 
+    Measured once per process for each adversary (`_cost_key`): a trace of one step
+    takes seconds, and a table plans many recipes that share their adversaries.
+
     Returns:
       {"forward": float, "backward": float, "passes": forward + backward}.
     """
+    key = _cost_key(config)
+    if key not in _COSTS:
+        _COSTS[key] = _measure_step(config)
+    return dict(_COSTS[key])
+
+
+def _measure_step(config: TrainConfig) -> dict:
+    """`step_cost` without the memo."""
     import keras
     import numpy as np
     import tensorflow as tf
