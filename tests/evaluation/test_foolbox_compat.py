@@ -43,3 +43,26 @@ def test_pointwise_attack_runs_with_tensorflow_and_minimizes():
     l1 = lambda a: np.abs(np.asarray(a) - x).reshape(len(x), -1).sum(1)  # noqa: E731
     # Pointwise starts from the same salt-and-pepper point and only undoes pixels.
     assert np.all(l1(x_pw) <= l1(x_sp) + 1e-4) and np.mean(l1(x_pw) < l1(x_sp) - 1e-3) > 0.5
+
+
+def test_pointwise_through_the_suite_is_seeded_not_left_to_the_global_generators():
+    # foolbox's Pointwise (and its Salt & Pepper start) draw from NumPy's and
+    # TensorFlow's global generators; run_attack seeds both from (seed, restart). The
+    # same seed after the global generators were moved on: the same points; another
+    # seed: other points (so the comparison can fail).
+    from msd_tf.evaluation import adapters, suite
+    from tests.attacks.helpers import digits, small_cnn
+
+    model = small_cnn(seed=3)
+    x, _ = digits(3, seed=4)
+    y = model(x).numpy().argmax(1).astype(np.int64)
+    logits_fn = lambda v: model(v, training=False)  # noqa: E731
+    (spec,) = [s for s in suite.paper_suite("mnist", restarts=1, budget="fast")
+               if s.name == "pointwise_l2"]
+    first, found = adapters.run_attack(spec, logits_fn, x, y, seed=0)
+    assert found.all()
+    np.random.uniform(size=7), tf.random.uniform((7,))
+    again, _ = adapters.run_attack(spec, logits_fn, x, y, seed=0)
+    other, _ = adapters.run_attack(spec, logits_fn, x, y, seed=1)
+    np.testing.assert_array_equal(again, first)
+    assert np.abs(other - first).max() > 1e-3
