@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from msd_tf.attacks import apgd, pgd
+from msd_tf.attacks import apgd, base, pgd
 from msd_tf.attacks.losses import margin
 from msd_tf.attacks.sparse_rs import sparse_rs, sparse_rs_delta
 from msd_tf.attacks.square import _eta, square, square_delta
@@ -32,6 +32,17 @@ def _linear_images(shape=(4, 4, 1), batch=3, seed=0):
     return model, x, np.zeros(batch, np.int32), w
 
 
+def _graph(attack_delta, *args, **kwargs):
+    """`attack_delta` traced once into a graph, as `compiled.run` runs it (eagerly, a
+    thousand queries of small ops take a minute)."""
+    def run():
+        out = attack_delta(*args, **kwargs)
+        return out.delta, out.loss
+
+    delta, loss = tf.function(run)()
+    return base.AttackOutput(delta=delta, loss=loss, counts=None)
+
+
 def test_margin_by_hand():
     z = tf.constant([[2.0, 5.0, 1.0], [4.0, -1.0, 3.5]])
     np.testing.assert_allclose(margin(z, tf.constant([0, 0])).numpy(), [-3.0, 0.5])
@@ -52,8 +63,8 @@ def test_linf_square_reaches_the_vertex_optimum_of_a_linear_model():
     # max w.delta over the l_inf ball (inside the box) is eps * sign(w): random search
     # keeps every sign flip that helps and rejects every one that hurts.
     model, x, y, w = _linear_images()
-    out = square_delta(model, tf.constant(x), tf.constant(y), ThreatModel("linf", 0.2, 0.1, 1),
-                       as_seed(0), n_queries=400)
+    out = _graph(square_delta, model, tf.constant(x), tf.constant(y),
+                 ThreatModel("linf", 0.2, 0.1, 1), as_seed(0), n_queries=400)
     np.testing.assert_allclose(out.delta.numpy(), np.broadcast_to(0.2 * np.sign(w), x.shape),
                                atol=1e-6)
     np.testing.assert_allclose(out.loss.numpy(), 1000 - (x[0] * w).sum()
@@ -64,7 +75,7 @@ def test_sparse_rs_finds_the_best_k_pixels_of_a_linear_model():
     # Over k = floor(eps / C) = 3 pixels set to box vertices, w.delta is largest at the 3
     # largest |w_i|, each moved from 0.5 to the vertex in the direction of w_i.
     model, x, y, w = _linear_images(seed=1)
-    out = sparse_rs_delta(model, tf.constant(x), tf.constant(y),
+    out = _graph(sparse_rs_delta, model, tf.constant(x), tf.constant(y),
                           ThreatModel("l1", 3.5, 0.1, 1), as_seed(0), n_queries=600)
     want = np.zeros(w.size, np.float32)
     top = np.argsort(-np.abs(w.ravel()))[:3]
@@ -82,8 +93,8 @@ def test_sparse_rs_needs_a_budget_of_one_pixel():
 
 def test_l2_square_approaches_but_never_exceeds_the_linear_optimum():
     model, x, y, w = _linear_images(shape=(8, 8, 1), seed=2)
-    out = square_delta(model, tf.constant(x), tf.constant(y), ThreatModel("l2", 1.0, 0.1, 1),
-                       as_seed(0), n_queries=1000)
+    out = _graph(square_delta, model, tf.constant(x), tf.constant(y),
+                 ThreatModel("l2", 1.0, 0.1, 1), as_seed(0), n_queries=1000)
     gain = (out.delta.numpy() * w).reshape(len(x), -1).sum(1)
     optimum = 1.0 * np.linalg.norm(w)  # at eps * w / ||w||
     assert np.all(gain <= optimum * (1 + 1e-5)) and np.all(gain >= 0.6 * optimum)
@@ -93,8 +104,8 @@ def test_l1_square_approaches_but_never_exceeds_the_box_aware_optimum():
     # max w.delta over {||delta||_1 <= 2, 0 <= 0.5 + delta <= 1}: the 4 largest |w_i|
     # moved by 0.5 toward sign(w_i).
     model, x, y, w = _linear_images(shape=(8, 8, 1), seed=3)
-    out = square_delta(model, tf.constant(x), tf.constant(y), ThreatModel("l1", 2.0, 0.1, 1),
-                       as_seed(0), n_queries=1000)
+    out = _graph(square_delta, model, tf.constant(x), tf.constant(y),
+                 ThreatModel("l1", 2.0, 0.1, 1), as_seed(0), n_queries=1000)
     d = out.delta.numpy().reshape(len(x), -1)
     gain = d @ w.ravel()
     optimum = 0.5 * np.sort(np.abs(w.ravel()))[-4:].sum()
