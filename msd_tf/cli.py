@@ -96,7 +96,7 @@ def parse_flags(argv: list[str]) -> list[str]:
         expanded = [argv[0], *expand_flagfiles(list(argv[1:]))]
         rest = flags.FLAGS(expanded)
     except (flags.Error, OSError, ValueError) as e:
-        fail(f"{e}. See --helpshort for the flags.")
+        fail(f"{str(e).rstrip('.')}. See --helpshort for the flags.")
     quiet_libraries()
     return rest
 

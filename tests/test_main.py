@@ -123,6 +123,7 @@ def test_bad_input_gives_one_error_line_exit_2_and_writes_nothing(tmp_path, mnis
     assert res.returncode == 2, res.stderr[-1500:]
     errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], res.stderr[-1500:]
+    assert ".. See" not in errors[0], errors[0]  # one full stop before the advice
     assert "Traceback" not in res.stderr and "FATAL" not in res.stderr
     assert not out.exists() or not any(out.iterdir()), sorted(out.iterdir())
 
