@@ -19,7 +19,9 @@ from tests.conftest import REPO, SHARED_MNIST
 # time here, is checked in test_foolbox_compat).
 ATTACKS = "pgd_linf,fgsm,mim,pgd_l2,ddn,deepfool,pgd_l1,salt_pepper"
 # One worker runs this module under `pytest -n 2 --dist=loadgroup` (the README's command),
-# so the module fixtures (two trained models, one uninterrupted evaluation) run once.
+# so its fixtures (two trained models, one uninterrupted evaluation) run once. They are
+# session-scoped: a worker can run another module's test between two of this one's, which
+# tears module-scoped fixtures down (measured: the 35-s set-up ran twice).
 pytestmark = pytest.mark.xdist_group("evaluate_cli")
 
 
@@ -36,7 +38,7 @@ def _args(models, out, *extra):
             f"--output_dir={out}", *extra]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def models(tmp_path_factory):
     from msd_tf import data
     from msd_tf.export import export_saved_model
@@ -60,7 +62,7 @@ def _results(out):
     return json.loads((out / "results.json").read_text())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def straight(models, tmp_path_factory):
     """One uninterrupted evaluation, the reference of the rerun and the resume tests."""
     out = tmp_path_factory.mktemp("straight") / "eval"
