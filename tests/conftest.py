@@ -19,11 +19,30 @@ SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
 
 
 def pytest_configure(config):
+    _check_loadgroup(config)
     import tensorflow as tf
 
     cpus = tf.config.list_physical_devices("CPU")
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
+
+def _check_loadgroup(config):
+    """The README's command (`--dist=loadgroup`) keeps each `xdist_group` on one worker,
+    so a group's expensive shared set-up runs once. pytest 9.2 with pytest-xdist 3.8 drops
+    the groups silently (pytest-dev/pytest-xdist#1386): stop with the fix instead."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.getoption("dist", "no") != "loadgroup":
+        return
+    import xdist
+
+    def version(text):
+        return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+    if version(pytest.__version__) >= (9, 2) and version(xdist.__version__) <= (3, 8):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} with pytest-xdist {xdist.__version__} ignores "
+            "xdist_group under --dist=loadgroup (pytest-dev/pytest-xdist#1386); install "
+            "requirements-test.txt (pytest<9.2).")
 
 
 @pytest.fixture
