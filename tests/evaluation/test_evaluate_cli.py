@@ -19,9 +19,9 @@ from tests.conftest import REPO, SHARED_MNIST
 # time here, is checked in test_foolbox_compat).
 ATTACKS = "pgd_linf,fgsm,mim,pgd_l2,ddn,deepfool,pgd_l1,salt_pepper"
 # One worker runs this module under `pytest -n 2 --dist=loadgroup` (the README's command),
-# so its fixtures (two trained models, one uninterrupted evaluation) run once. They are
-# session-scoped: a worker can run another module's test between two of this one's, which
-# tears module-scoped fixtures down (measured: the 35-s set-up ran twice).
+# so its fixtures (two trained models, one uninterrupted evaluation) run once; session
+# scope keeps them for the worker's whole run even if it interleaves other modules' tests.
+# (The 35-s set-up once ran twice because the group itself was ignored: see conftest.)
 pytestmark = pytest.mark.xdist_group("evaluate_cli")
 
 
