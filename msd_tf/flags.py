@@ -11,7 +11,7 @@ import functools
 from absl import flags
 
 from msd_tf import common_flags as common
-from msd_tf.adversaries import ADVERSARIES
+from msd_tf.adversaries import catalog
 from msd_tf.config import DEFAULT_THREATS, PRECISIONS, TrainConfig
 from msd_tf.distribute import STRATEGIES
 from msd_tf.models import MODELS
@@ -45,7 +45,7 @@ def _define_threats(fv: flags.FlagValues) -> None:
     enum = functools.partial(_enum, fv)
     d(flags.DEFINE_string, "train_split", _D.train_split, "e.g. train, test[1000:].")
     enum("model", _D.model, sorted(MODELS), "Architecture.")
-    enum("adversary", _D.adversary, list(ADVERSARIES), "Training adversary.")
+    enum("adversary", _D.adversary, list(catalog.NAMES), "Training adversary.")
     d(flags.DEFINE_list, "norms", list(NORMS), "Threat models of the union (msd, max, avg).")
     for n in NORMS:  # --linf_eps, --linf_alpha, --linf_steps, --l2_eps, ...
         d(flags.DEFINE_float, f"{n}_eps", _DEFAULT[n].eps, f"{n} radius.", lower_bound=0)
@@ -65,7 +65,7 @@ def _define_threats(fv: flags.FlagValues) -> None:
     d(flags.DEFINE_bool, "random_start", False, "PGD starts at a random point of its ball; "
       "MSD at one of a ball drawn per example.")
     d(flags.DEFINE_integer, "msd_steps", _D.msd_steps, "MSD iterations.", lower_bound=1)
-    for option in _adversary_options():
+    for option in catalog.all_options():
         if option.kind == "list":
             d(flags.DEFINE_list, option.flag, list(option.default), option.help)
         else:
@@ -154,17 +154,13 @@ def _threats(fv: flags.FlagValues) -> tuple[ThreatModel, ...]:
     return tuple(out)
 
 
-def _adversary_options():
-    """Every adversary's own options (`Adversary.options`), each defining a flag."""
-    return [o for factory in ADVERSARIES.values() for o in getattr(factory, "options", ())]
-
-
 def _options_of(fv: flags.FlagValues) -> dict:
     """The chosen adversary's options from their flags; another adversary's option
     given on the command line or in a flagfile is refused, not ignored."""
     adversary = fv["adversary"].value
-    own = getattr(ADVERSARIES.get(adversary), "options", ())
-    stray = [f"--{o.flag}" for o in _adversary_options() if o not in own and fv[o.flag].present]
+    own = catalog.options_of(adversary)
+    stray = [f"--{o.flag}" for o in catalog.all_options()
+             if o not in own and fv[o.flag].present]
     if stray:
         raise ValueError(f"{', '.join(stray)}: not an option of --adversary={adversary}; "
                          "drop it or choose the adversary it belongs to.")

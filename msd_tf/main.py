@@ -25,19 +25,13 @@ _COST = flags.DEFINE_bool(
 def main(argv):
     if len(argv) > 1:
         cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value.")
-    import tensorflow as tf
-
-    from msd_tf import data, experiment
+    from msd_tf import data, protocol
     from msd_tf import flags as msd_flags
-    from msd_tf.benchmarks import budgets
-    from msd_tf.distribute import make_strategy
 
-    try:
+    try:  # the flags, the config and the data's splits, before TensorFlow is imported
         config = msd_flags.to_config()
     except ValueError as e:
         cli.fail(str(e))
-    from msd_tf import protocol
-
     if not _COST.value:
         try:
             train_split, eval_split, note = protocol.resolve(
@@ -47,6 +41,12 @@ def main(argv):
         if note:
             print(f"note: {note}", flush=True)
             config = dataclasses.replace(config, train_split=train_split)
+    import tensorflow as tf
+
+    from msd_tf import experiment
+    from msd_tf.benchmarks import budgets
+    from msd_tf.distribute import make_strategy
+
     if _COST.value:
         import json
 
@@ -71,7 +71,7 @@ def main(argv):
 
 def run():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from msd_tf import flags as msd_flags  # imports TF
+    from msd_tf import flags as msd_flags
 
     msd_flags.define(flags.FLAGS)
     app.run(main, flags_parser=cli.parse_flags)

@@ -16,6 +16,10 @@ THREATS = (ThreatModel("linf", 0.3, 0.05, 3), ThreatModel("l2", 2.0, 0.4, 3),
 
 def test_registry_names_and_errors():
     assert list(ADVERSARIES) == ["none", "linf", "l2", "l1", "msd", "max", "avg", "eat", "ramp"]
+    # The package's lazy names are the registry's (its own list is a second copy).
+    from msd_tf.adversaries import registry
+
+    assert set(adversaries.__all__) == {"Option", "catalog", *registry.__all__}
     with pytest.raises(ValueError, match=r"Unknown adversary 'pgd'; known: \['none'"):
         make_adversary("pgd", THREATS)
     with pytest.raises(ValueError, match="needs an l2 ThreatModel"):

@@ -59,3 +59,18 @@ def test_cifar_normalization_is_inside_the_model():
 def test_build_model_rejects_unknown_names():
     with pytest.raises(ValueError, match="resnet50"):
         build_model("resnet50", (32, 32, 3))
+
+
+def test_builders_stay_functions_after_their_modules_are_imported():
+    # The package loads builders lazily; importing a module of the package first must not
+    # bind the module where the builder's name is expected.
+    import importlib
+
+    import msd_tf.models as models
+
+    for module in ("mnist", "preact_resnet", "wrn"):
+        importlib.import_module(f"msd_tf.models.{module}")
+    for name in models.MODELS:
+        assert callable(getattr(models, name)), name
+    with pytest.raises(ValueError, match="must be one of"):
+        build_model("lenet", (28, 28, 1))

@@ -8,42 +8,11 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from msd_tf.adversaries.catalog import Option
 from msd_tf.attacks import pgd_delta
 from msd_tf.attacks.apgd import apgd_delta
 from msd_tf.attacks.base import AttackOutput
 from msd_tf.threats import NORMS, ThreatModel
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-    """A constructor option of one adversary and the `msd_tf.main` flag that sets it:
-    the flag is defined from this, its value reaches `TrainConfig.adversary_options`
-    (part of the run's experiment) and the constructor by `name`.
-
-    Attributes:
-      name: the constructor keyword; flag: the flag's name (without --).
-      kind: "float" or "list" (a comma-separated list of strings).
-      default: the constructor's default; help: the flag's help.
-      lower, upper: bounds of a float flag.
-      zero_is_none: a float flag set to 0 gives None (so 0 turns a flagfile's value off).
-    """
-
-    name: str
-    flag: str
-    kind: str
-    default: object
-    help: str
-    lower: float | None = None
-    upper: float | None = None
-    zero_is_none: bool = False
-
-    def read(self, value):
-        """The constructor value of the flag's parsed value."""
-        if self.kind == "list":
-            return tuple(value)
-        if self.zero_is_none and not value:
-            return None
-        return value
 
 
 @dataclasses.dataclass

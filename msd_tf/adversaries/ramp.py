@@ -9,11 +9,11 @@ import tensorflow as tf
 from msd_tf.adversaries.base import (
     Adversary,
     AdversaryOutput,
-    Option,
     TrainingStep,
     _per_norm,
     train_attack_delta,
 )
+from msd_tf.adversaries.catalog import OPTIONS
 from msd_tf.attacks.base import adversarial_images, broadcast_mask
 from msd_tf.seeding import fold
 
@@ -37,14 +37,7 @@ class RAMP(Adversary):
     checkpoint holds them.
     """
 
-    options = (
-        Option("lam", "ramp_lambda", "float", 5.0, "RAMP: weight of its KL term (5 from "
-               "scratch, 1.5 for fine-tuning in its authors' scripts).", lower=0),
-        Option("pair", "ramp_pair", "list", ("linf", "l1"), "RAMP: the source and target "
-               "norms, each attacked with APGD at its --<norm>_eps and --<norm>_steps."),
-        Option("projection", "ramp_projection", "float", None, "RAMP: its gradient "
-               "projection with this beta (their from-scratch setting: 0.5); unset or 0: "
-               "none (0 turns off a flagfile's).", lower=0, upper=1, zero_is_none=True))
+    options = OPTIONS["ramp"]  # declared TensorFlow-free, for the flags
     term_name = "ramp_kl"
 
     def __init__(self, threats=(), *, lam: float = 5.0, pair=("linf", "l1"),

@@ -1,21 +1,33 @@
-"""Model registry: `build_model(name, input_shape, num_classes)` -> Keras model (logits)."""
+"""Model registry: `build_model(name, input_shape, num_classes)` -> Keras model (logits).
 
-from msd_tf.models.mnist_cnn import mnist_cnn
-from msd_tf.models.preact_resnet import preact_resnet18
-from msd_tf.models.wide_resnet import wide_resnet
+Importing this package does not import TensorFlow (the training flags list `MODELS`);
+each architecture's module is loaded when it is built or named.
+"""
 
-MODELS = {
-    "mnist_cnn": mnist_cnn,
-    "preact_resnet18": preact_resnet18,
-    "wide_resnet": wide_resnet,
-}
+MODELS = ("mnist_cnn", "preact_resnet18", "wide_resnet")
+
+__all__ = ["MODELS", "build_model", *MODELS]
+
+
+def __getattr__(name: str):
+    """The builder `name`, imported on first access (no module of this package is named
+    like a builder: importing it would bind the module to the builder's name)."""
+    if name not in MODELS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from msd_tf.models import mnist, preact_resnet, wrn
+
+    builder = getattr({"mnist_cnn": mnist, "preact_resnet18": preact_resnet,
+                       "wide_resnet": wrn}[name], name)
+    globals()[name] = builder
+    return builder
+
+
+def __dir__():
+    return sorted(__all__)
 
 
 def build_model(name: str, input_shape, num_classes: int = 10):
     """Builds a registered architecture. Raises ValueError naming unknown `name`."""
     if name not in MODELS:
         raise ValueError(f"Argument `name` must be one of {sorted(MODELS)}. Received: {name!r}")
-    return MODELS[name](input_shape=tuple(input_shape), num_classes=num_classes)
-
-
-__all__ = ["MODELS", "build_model", "mnist_cnn", "preact_resnet18", "wide_resnet"]
+    return __getattr__(name)(input_shape=tuple(input_shape), num_classes=num_classes)
