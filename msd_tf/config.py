@@ -106,6 +106,14 @@ class TrainConfig:
         """The norms of the union, in the order l_inf, l_2, l_1."""
         return tuple(t.norm for t in self.threats)
 
+    def adversary_settings(self) -> dict:
+        """The keyword arguments of `adversaries.make_adversary` that build the adversary
+        this config trains with: all it is made of, so also the key of what depends on
+        the adversary alone (e.g. a training step's cost)."""
+        return dict(name=self.adversary, threats=self.threats, msd_steps=self.msd_steps,
+                    training=self.attack_training_mode, train_attack=self.train_attack,
+                    **self.adversary_options)
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 

@@ -117,13 +117,9 @@ def check_output_dir(config: TrainConfig, train_sha256: str) -> None:
                        f"({details}). Use a new --output_dir.")
 
 
-def adversary_of(config: TrainConfig, name: str | None = None) -> Adversary:
-    """The adversary `config` trains with (or adversary `name` at its settings)."""
-    name = name or config.adversary
-    options = config.adversary_options if name == config.adversary else {}
-    return make_adversary(name, config.threats, msd_steps=config.msd_steps,
-                          training=config.attack_training_mode,
-                          train_attack=config.train_attack, **options)
+def adversary_of(config: TrainConfig) -> Adversary:
+    """The adversary `config` trains with (`TrainConfig.adversary_settings`)."""
+    return make_adversary(**config.adversary_settings())
 
 
 def build(config: TrainConfig, strategy: tf.distribute.Strategy, steps_per_epoch: int) -> Parts:

@@ -65,11 +65,11 @@ def _facts_in_a_fresh_process(value):
 @pytest.mark.skipif(not machine.is_x86(), reason="oneDNN's default is only changed on x86")
 def test_onednn_on_unless_the_user_turned_it_off():
     # What summary.json and results.json record (machine.facts()), in a process that
-    # imports msd_tf then TensorFlow, as every entry point does.
-    unset, off, on = (_facts_in_a_fresh_process(v) for v in (None, "0", "1"))
+    # imports msd_tf then TensorFlow, as every entry point does. (A user's "1" is left
+    # alone as their "0" is: onednn_default's cases above; each process costs 7 s.)
+    unset, off = (_facts_in_a_fresh_process(v) for v in (None, "0"))
     assert unset["onednn"] is True and unset["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert off["onednn"] is False and off["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    assert on["onednn"] is True and on["TF_ENABLE_ONEDNN_OPTS"] == "1"
     import tensorflow as tf
 
     assert unset["tensorflow"] == tf.__version__ and unset["cpus"] >= 1

@@ -100,6 +100,14 @@ def test_step_cost_is_measured_once_per_adversary_not_per_recipe(monkeypatch):
     assert budgets.step_cost(dataclasses.replace(ramp, adversary_options=dict(
         projection=0.5)))["passes"] == budgets.step_cost(ramp)["passes"] + 2
     assert len(measured) == 4
+    # The key is what the adversary is built from: every argument make_adversary names.
+    import inspect
+
+    from msd_tf.adversaries import make_adversary
+
+    params = inspect.signature(make_adversary).parameters.values()
+    named = {p.name for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    assert named <= set(msd.adversary_settings()), named - set(msd.adversary_settings())
 
 
 def test_plan_gives_every_method_the_reference_budget():

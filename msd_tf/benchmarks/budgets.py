@@ -27,15 +27,13 @@ class Plan:
 
 
 # step_cost's results, keyed by everything it reads from a config (`_cost_key`).
-_COSTS: dict[tuple, dict] = {}
+_COSTS: dict[str, dict] = {}
 
 
-def _cost_key(config: TrainConfig) -> tuple:
-    """The fields of `config` one step's cost depends on: the data set's shapes and the
-    adversary `experiment.adversary_of` builds (not epochs, rates, seeds or splits)."""
-    return (config.dataset, config.adversary, repr(config.threats), config.msd_steps,
-            repr(sorted(config.adversary_options.items())), config.attack_training_mode,
-            config.train_attack)
+def _cost_key(config: TrainConfig) -> str:
+    """What one step's cost depends on: the data set's shapes and everything the adversary
+    is built from (`TrainConfig.adversary_settings`; not epochs, rates, seeds or splits)."""
+    return repr((config.dataset, sorted(config.adversary_settings().items())))
 
 
 def step_cost(config: TrainConfig) -> dict:

@@ -10,7 +10,6 @@ radius" is `checks.broken_at` everywhere.
 import numpy as np
 
 from msd_tf.evaluation.checks import broken_at, within
-from msd_tf.evaluation.suite import ADDED_KINDS
 from msd_tf.threats import NORMS
 
 
@@ -52,6 +51,10 @@ def aggregate(clean: np.ndarray, records: dict) -> dict:
             out["norms"][norm] = {"eps": eps, "acc": float((clean & ~b).mean()) if n else 0.0,
                                   "attacks": names}
     out["all"] = float((clean & ~any_broken).mean()) if n else 0.0
+    # Here, not at the top: the suite imports the attacks (TensorFlow), which the
+    # comparison of finished evaluations (msd_tf.compare) does not need.
+    from msd_tf.evaluation.suite import ADDED_KINDS
+
     added = [name for name, rec in records.items() if rec.spec.kind in ADDED_KINDS]
     if added and len(added) < len(records):  # both kinds ran (not --suite=autoattack alone)
         # How much the paper's protocol overestimates robustness: examples that every
