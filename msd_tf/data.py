@@ -195,6 +195,18 @@ def has_split(dataset: str, split: str, data_dir: str | None) -> bool:
                    for ext in ("", ".gz")) for kind in ("images-idx3", "labels-idx1"))
 
 
+def check_source(data_dir: str | None) -> None:
+    """Raises DataError if `data_dir` is set but is no folder (or, ending in .npz, no
+    file): checked before anything heavy starts (`protocol.resolve`) and by every load."""
+    if data_dir is None:
+        return
+    if data_dir.endswith(".npz"):
+        if not os.path.isfile(data_dir):
+            raise DataError(f"--data_dir {data_dir}: no such file.")
+    elif not os.path.isdir(data_dir):
+        raise DataError(f"--data_dir {data_dir}: no such folder.")
+
+
 def load_arrays(dataset: str, split: str, data_dir: str | None = None):
     """Loads a split as `(x float32 [N, H, W, C] in [0, 1], y int32 [N])`.
 
@@ -206,14 +218,11 @@ def load_arrays(dataset: str, split: str, data_dir: str | None = None):
         raise DataError(f"Unknown dataset {dataset!r}; known: {sorted(DATASETS)}.")
     info = DATASETS[dataset]
     base_split, sl = parse_split(split)
+    check_source(data_dir)
     if data_dir is None:
         x, y = _load_tfds(dataset, base_split)
     elif data_dir.endswith(".npz"):
-        if not os.path.isfile(data_dir):
-            raise DataError(f"--data_dir {data_dir}: no such file.")
         x, y = _load_npz(data_dir, base_split)
-    elif not os.path.isdir(data_dir):
-        raise DataError(f"--data_dir {data_dir}: no such folder.")
     elif dataset == "cifar10":
         x, y = _load_cifar_batches(data_dir, base_split)
     else:

@@ -99,7 +99,9 @@ def resolve(dataset: str, data_dir: str | None, train_split: str,
       ProtocolError: the folder lacks the training split and the run evaluates on
         training digits (a tuning run) or on digits of test[1000:], or the two splits
         share examples.
+      data.DataError: `data_dir` is set but does not exist.
     """
+    data.check_source(data_dir)
     base, _ = data.parse_split(train_split)
     if base == "train" and not data.has_split(dataset, "train", data_dir) and \
             data.has_split(dataset, "test", data_dir):
