@@ -9,7 +9,12 @@ python=${PYTHON:-python3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-"$python" -m pip wheel -q --no-deps -w "$tmp/dist" "$repo"
+# Built from a copy without setuptools' build/ and egg-info (a stale build/lib would put
+# modules removed since into the wheel) and without run folders.
+mkdir "$tmp/src"
+tar -C "$repo" --exclude=./build --exclude=./dist --exclude='*.egg-info' --exclude=./runs \
+  --exclude=./out --exclude=./.git -cf - . | tar -xf - -C "$tmp/src"
+"$python" -m pip wheel -q --no-deps -w "$tmp/dist" "$tmp/src"
 "$python" -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q "$tmp/dist"/*.whl
 # The README reads the offline digits from ../shared/data/mnist: give the outside folder

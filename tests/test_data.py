@@ -57,6 +57,14 @@ def test_idx_reader_errors_name_the_problem(tmp_path):
         data.load_arrays("mnist", "test", str(wrong))
     with pytest.raises(data.DataError, match="no such folder"):
         data.load_arrays("mnist", "test", str(tmp_path / "nope"))
+    # Refused before any split is resolved (msd_tf.main: before TensorFlow loads).
+    from msd_tf import protocol
+
+    with pytest.raises(data.DataError, match="no such folder"):
+        protocol.resolve("mnist", str(tmp_path / "nope"), "train", "test[:1000]")
+    with pytest.raises(data.DataError, match="nope.npz: no such file"):
+        data.check_source(str(tmp_path / "nope.npz"))
+    data.check_source(None)  # the download path: nothing to check
     with pytest.raises(data.DataError, match="not of the form"):
         data.parse_split("validation")
 

@@ -55,4 +55,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(__all__)
+    return sorted(set(globals()) | set(__all__))

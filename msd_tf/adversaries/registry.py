@@ -60,7 +60,7 @@ def make_adversary(name: str, threats: Sequence[ThreatModel] = (), *,
     if name not in ADVERSARIES:
         raise ValueError(f"Unknown adversary {name!r}; known: {list(ADVERSARIES)}.")
     factory = ADVERSARIES[name]
-    takes = {o.name for o in catalog.options_of(name)}
+    takes = {o.name for o in getattr(factory, "options", ())}
     unknown = sorted(set(options) - takes)
     if unknown:
         raise ValueError(f"Adversary {name!r} takes no option(s) {unknown}"

@@ -23,7 +23,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(__all__)
+    return sorted(set(globals()) | set(__all__))
 
 
 def build_model(name: str, input_shape, num_classes: int = 10):
