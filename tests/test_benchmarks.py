@@ -2,6 +2,7 @@
 per-model results (msd_tf.benchmarks): against set arithmetic, each recipe's own step cost,
 and a toy table computed fresh."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from msd_tf import data, protocol
-from msd_tf.benchmarks import budgets, search, tables, units
+from msd_tf.benchmarks import budgets, runs, search, tables, units
 from tests.conftest import REPO
 
 
@@ -99,11 +100,10 @@ def test_every_budgeted_recipe_spends_its_share_of_its_budget():
             config = parse_config(list(unit.recipe))
             assert (config.train_split, config.eval_split) == ("train", "test[:1000]")
             plan = budgets.planned(config, 60000)
-            assert budgets.check(plan, bench.budget, unit.share) is None, unit.recipe
+            assert budgets.check(plan.passes, bench.budget, unit.share) is None, unit.recipe
             checked += 1
     assert checked >= 13
-    off = budgets.Plan(100, 10000, 28.0, 280000.0)
-    assert "0.10 x its share" in budgets.check(off, budgets.BUDGETS["S"] / 10 * 1.0, 10.0)
+    assert "0.10 x its share" in budgets.check(280000.0, budgets.BUDGETS["S"] / 10 * 1.0, 10.0)
 
 
 def test_a_variant_with_another_step_cost_is_recut_to_the_same_budget(mnist_dir):
@@ -273,6 +273,32 @@ def test_committed_only_assembles_the_current_results_and_names_the_rest(tmp_pat
         text = f.read()
     assert "| msd | 90.0 (98.3, -8.3) |" in text and "| linf |" not in text
     assert "Not measured yet: linf (" in text
+
+
+def test_a_committed_result_is_checked_against_its_budget_without_tracing(tmp_path, mnist_dir,
+                                                                         monkeypatch):
+    # Its key holds the recipe and BEHAVIOUR_VERSION, so the passes it recorded are what its
+    # recipe plans: no training step is traced (no TensorFlow), and a budget that moved
+    # since still refuses it. A unit left out by --committed_only is not planned at all.
+    def no_trace(config):
+        raise AssertionError("a training step was traced")
+
+    monkeypatch.setattr(budgets, "step_cost", no_trace)
+    smoke = tables.BENCHMARKS[("3", "smoke")]
+    ctx = units.Context("smoke", smoke.evaluation, None, str(tmp_path / "r"),
+                        str(tmp_path / "w"))
+    msd = smoke.units[0]
+    key = units.key_of(units.describe(msd, ctx))
+    result = dict(_fake_result("msd", "msd", (90.0, 10.0, 20.0, 30.0, 5.0)), key=key)
+    result["compute"]["planned_passes"] = 1e6
+    units.save_result(result, units.result_path(msd, ctx))
+    for budget, refused in ((1e6 / 1.02, False), (1e6 / 0.9, True), (1e7, True)):
+        budgeted = dataclasses.replace(ctx, budget=budget)
+        if refused:
+            with pytest.raises(runs.BenchmarkError, match="x its share"):
+                tables.produce(smoke, budgeted, committed_only=True)
+        else:
+            assert list(tables.produce(smoke, budgeted, committed_only=True)) == ["msd"]
 
 
 @pytest.mark.parametrize("args, message", [

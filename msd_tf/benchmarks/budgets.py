@@ -99,13 +99,14 @@ def planned(config: TrainConfig, train_examples: int) -> Plan:
     return Plan(steps, steps * config.batch_size, cost, steps * config.batch_size * cost)
 
 
-def check(plan: Plan, budget: float, share: float = 1.0) -> str | None:
-    """None if `plan` spends its share of `budget` within TOLERANCE, else why not."""
-    ratio = plan.passes / (budget * share)
+def check(passes: float, budget: float, share: float = 1.0) -> str | None:
+    """None if a plan of `passes` spends its share of `budget` within TOLERANCE, else
+    why not."""
+    ratio = passes / (budget * share)
     low, high = TOLERANCE
     if low <= ratio <= high:
         return None
-    return (f"plans {plan.passes / 1e6:.2f} M example-passes, {ratio:.2f} x its share "
+    return (f"plans {passes / 1e6:.2f} M example-passes, {ratio:.2f} x its share "
             f"({share:g}) of the budget {budget / 1e6:.2f} M; set --epochs (or "
             f"--steps_per_epoch) so it lies in {low}-{high} x")
 

@@ -217,13 +217,15 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
         descriptions[unit.name] = description
         keys[unit.name] = key = units.key_of(description)
         tag = f"[{i + 1}/{len(chosen)}] {unit.label}"
-        if ctx.budget and unit.share is not None:
-            off = budgets.check(budgets.Plan(**description["_plan"]), ctx.budget, unit.share)
+        result, why = units.load_result(unit, ctx, key)
+        if ctx.budget and unit.share is not None and (result or not committed_only):
+            # a unit left out is not planned: no training step traced, no TensorFlow
+            off = budgets.check(units.planned_passes(description, result), ctx.budget,
+                                unit.share)
             if off:
                 raise runs.BenchmarkError(f"{unit.name} ({unit.recipe[0]}) {off}.")
         if description["_note"]:
             print(f"note: {description['_note']}", flush=True)
-        result, why = units.load_result(unit, ctx, key)
         if unit.name in refresh:
             result, why = None, "its model is needed on disk"
         if result is not None:

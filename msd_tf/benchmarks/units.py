@@ -94,7 +94,6 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
     split = _last(evaluation, "eval_split", "test[:1000]")
     n = int(_last(evaluation, "num_examples", "1000"))
     xe, ye = data.load_arrays(config.dataset, split, config.data_dir)
-    plan = budgets.planned(dataclasses.replace(config, train_split=train_split), len(x))
     description = {
         "format": FORMAT, "behaviour": BEHAVIOUR_VERSION,
         "recipe": _drop(cli.expand_flagfiles(list(unit.recipe)), "output_dir", "data_dir"),
@@ -103,13 +102,31 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
         "eval_split": split, "num_examples": min(n, len(xe)),
         "eval_data_sha256": fingerprints.of_arrays(xe[:n], ye[:n]),
         "parent": parent_key, "evaluation_behaviour": EVALUATION_VERSION,
-        "_plan": dataclasses.asdict(plan), "_note": note,
+        "_config": dataclasses.replace(config, train_split=train_split),
+        "_train_examples": len(x), "_note": note,
         "_protocol": protocol.name_of(train_split, split),
     }
     training = {k: description[k] for k in ("format", "behaviour", "recipe", "train_split",
                                              "train_data_sha256", "parent")}
     description["_train_key"] = key_of(training)
     return description
+
+
+def plan_of(description: dict) -> budgets.Plan:
+    """The unit's training compute as planned (`budgets.planned`: traces one training
+    step, so TensorFlow is imported); computed once per description."""
+    if "_plan" not in description:
+        description["_plan"] = budgets.planned(description["_config"],
+                                               description["_train_examples"])
+    return description["_plan"]
+
+
+def planned_passes(description: dict, result: dict | None) -> float:
+    """The passes the unit's recipe plans: as its current `result` recorded them (its key
+    holds the recipe and BEHAVIOUR_VERSION, which a change of step cost raises; no trace,
+    so assembling committed results needs no TensorFlow), else `plan_of`."""
+    recorded = (result or {}).get("compute", {}).get("planned_passes")
+    return float(recorded) if recorded is not None else plan_of(description).passes
 
 
 def key_of(description: dict) -> str:
@@ -209,7 +226,7 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "compute": {"passes": compute["passes"], "total_passes": total,
                     "forward_examples": compute["forward_examples"],
                     "backward_examples": compute["backward_examples"],
-                    "planned_passes": description["_plan"]["passes"]},
+                    "planned_passes": plan_of(description).passes},
         "threats": summary["config"]["threats"],
         "first_layer": first_layer(os.path.join(folder, "saved_model")),
         "epochs": summary["config"]["epochs"],
