@@ -58,7 +58,7 @@ _TORCH_PYTHON = flags.DEFINE_string(
 
 def _budget(table: str, scale_name: str) -> None:
     """Budgets S, M (and smoke): units with committed results (msd_tf.benchmarks)."""
-    from msd_tf.benchmarks import runs, tables
+    from msd_tf.benchmarks import reports, runs, tables
     from msd_tf.benchmarks.units import Context
 
     bench = tables.BENCHMARKS.get((table, scale_name))
@@ -87,7 +87,7 @@ def _budget(table: str, scale_name: str) -> None:
         return
     results = tables.produce(bench, ctx, _MODELS.value, committed_only=_COMMITTED_ONLY.value)
     if not _DRY_RUN.value:
-        _show(tables.write(bench, results, _RESULTS_DIR.value))
+        _show(reports.write(bench, results, _RESULTS_DIR.value))
 
 
 def _paper_scale(table: str) -> None:

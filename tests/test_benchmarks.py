@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from msd_tf import data, protocol
-from msd_tf.benchmarks import budgets, runs, search, tables, units
+from msd_tf.benchmarks import budgets, reports, runs, search, tables, units
 from tests.conftest import REPO
 
 
@@ -269,7 +269,7 @@ def test_committed_only_assembles_the_current_results_and_names_the_rest(tmp_pat
     out = capsys.readouterr().out
     assert "is stale" in out and "left out" in out and "+ python" not in out
     assert not (tmp_path / "w").exists()  # nothing trained
-    with open(tables.write(bench, results, str(tmp_path / "r"))["md"]) as f:
+    with open(reports.write(bench, results, str(tmp_path / "r"))["md"]) as f:
         text = f.read()
     assert "| msd | 90.0 (98.3, -8.3) |" in text and "| linf |" not in text
     assert "Not measured yet: linf (" in text
@@ -360,7 +360,7 @@ def _fake_result(name, label, acc, passes=2.8e6, alpha=0.1, kernel=None):
 
         layer = {"filters": kernel.shape[-1], "kernel": kernel.tolist(), "ratio": 0.25,
                  "thresholding": int(filters.thresholding_filters(kernel).sum())}
-    return {"name": name, "label": label, "accuracy": dict(zip(tables.COLS, acc)),
+    return {"name": name, "label": label, "accuracy": dict(zip(reports.COLS, acc)),
             "compute": {"total_passes": passes}, "first_layer": layer,
             "threats": [{"norm": "linf", "alpha": alpha}, {"norm": "l1", "alpha": 6.0}]}
 
@@ -372,7 +372,7 @@ def test_section_f_reports_the_difference_to_the_full_msd():
                                            (97.4, 51.5, 55.2, 54.0, 41.1), 2.7e6)}
     results["msd"]["paper_attacks"] = dict(linf=60.0, l2=70.0, l1=80.0, union=58.0)
     results["msd_linf_l1"]["paper_attacks"] = dict(linf=61.2, l2=66.0, l1=80.5, union=57.0)
-    lines, data = tables.section_f(bench, results)
+    lines, data = reports.section_f(bench, results)
     assert data["difference"] == {"clean": 0.4, "linf": 1.5, "l2": -4.8, "l1": -1.0,
                                   "union": -3.9}
     assert data["paper_attacks_difference"] == {"clean": None, "linf": 1.2, "l2": -4.0,
@@ -394,11 +394,11 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
     results = {"msd_a003": _fake_result("msd_a003", "MSD, alpha_inf 0.03",
                                         (97, 50, 60, 55, 45), alpha=0.03, kernel=k),
                "linf": _fake_result("linf", "P_inf", (99, 90, 10, 4, 3))}
-    lines, data = tables.filters_report(bench, results)
+    lines, data = reports.filters_report(bench, results)
     assert data["rows"]["msd_a003"]["thresholding"] == 2
     assert "| MSD, alpha_inf 0.03 | 0.03 | 2 of 4 | 97.0 | 50.0 | 60.0 | 55.0 | 45.0 |" in lines
     assert "| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 |" in lines
-    paths = tables.write(bench, {n: dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
+    paths = reports.write(bench, {n: dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
                                          eval_split="test[:1000]", num_examples=1000,
                                          precision="float32", machine="m", git_commit="c",
                                          date="d") for n, r in results.items()},
@@ -438,7 +438,7 @@ def test_paper_scale_report_puts_ours_beside_the_papers_table_3(tmp_path):
 def test_the_compute_figure_draws_the_union_tables_rows_and_nothing_without_them(tmp_path):
     png = tmp_path / "union_compute.png"
     png.write_bytes(b"an earlier figure")
-    assert tables.plot_union(str(tmp_path), str(png)) == {} and not png.exists()
+    assert reports.plot_union(str(tmp_path), str(png)) == {} and not png.exists()
     # A result file the tables did not find current (stale) is not a point: only the
     # rows the table command wrote are.
     (tmp_path / "S").mkdir()
@@ -453,6 +453,6 @@ def test_the_compute_figure_draws_the_union_tables_rows_and_nothing_without_them
         "eat": row("E-AT", 2.75e6, 43.4), "linf_pretrain": row("P_inf", 1.0e6, 3.0)}}))
     (tmp_path / "union_M.json").write_text(json.dumps({"rows": {
         "eat": row("E-AT", 30.0e6, 55.1)}}))
-    assert tables.plot_union(str(tmp_path), str(png)) == {"E-AT": [(2.75, 43.4),
+    assert reports.plot_union(str(tmp_path), str(png)) == {"E-AT": [(2.75, 43.4),
                                                                    (30.0, 55.1)]}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -11,7 +11,8 @@ retrained, never reused.
 
 Modules: `budgets` (the compute budgets S and M, a recipe's planned passes), `units`
 (Unit, its key, its result record), `runs` (the one subprocess helper), `tables` (what
-each table holds, assembly and reports), `search` (the recipe search on held-out training
+each table holds, and its assembly), `reports` (the tables' Markdown, JSON and figures),
+`search` (the recipe search on held-out training
 digits), `paper` (the paper's numbers), `autoattack` (a unit against the original
 AutoAttack, committed beside its result). The paper's own scale (GPU hours, no committed
 results): `paper_scale` (Tables 3 and 4 with the paper's flagfiles, and the CIFAR-10 union

@@ -23,7 +23,7 @@ import json
 import os
 
 from msd_tf import fingerprints, machine
-from msd_tf.benchmarks import runs, tables, units
+from msd_tf.benchmarks import reports, runs, tables, units
 from msd_tf.benchmarks.units import Context
 from msd_tf.threats import NORMS
 
@@ -203,12 +203,12 @@ def report(bench: tables.Benchmark, comparisons: dict) -> tuple[list[str], dict]
                 continue
             steps = ", ".join(f"{a} {v:.1f} ({r['seconds'][a]:.0f} s)"
                               for a, v in r["after_each"].items())
-            lines.append(f"| {tables.HEAD[norm]} ({c['radii'][norm]:g}) | "
-                         f"{tables.cell(r['ours'])} | {tables.cell(r['autoattack'])} | "
+            lines.append(f"| {reports.HEAD[norm]} ({c['radii'][norm]:g}) | "
+                         f"{reports.cell(r['ours'])} | {reports.cell(r['autoattack'])} | "
                          f"{r['robust_ours_broken_aa']} | {r['robust_aa_broken_ours']} | "
                          f"{steps} |")
         u = c["union"]
-        lines += [f"| union | {tables.cell(u['ours'])} | {tables.cell(u['autoattack'])} | "
+        lines += [f"| union | {reports.cell(u['ours'])} | {reports.cell(u['autoattack'])} | "
                   f"{u['robust_ours_broken_aa']} | {u['robust_aa_broken_ours']} | |", "",
                   f"{c['num_examples']} digits of {c['eval_split']}. AutoAttack: "
                   f"{c['seconds']['autoattack'] / 60:.1f} min of attacks on {c['machine']}, "
