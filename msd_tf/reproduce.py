@@ -85,7 +85,7 @@ def _budget(table: str, scale_name: str) -> None:
         if not _DRY_RUN.value:
             _show(autoattack.write(bench, comparisons, _RESULTS_DIR.value))
         return
-    results = tables.produce(bench, ctx, _MODELS.value, committed_only=_COMMITTED_ONLY.value)
+    results = tables.produce_all(bench, ctx, _MODELS.value, committed_only=_COMMITTED_ONLY.value)
     if not _DRY_RUN.value:
         _show(reports.write(bench, results, _RESULTS_DIR.value))
 

@@ -391,13 +391,26 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
     k[1, 1, 0, 2], k[3, 1, 0, 2] = 0.8, 0.19
     k[..., 3] = np.linspace(-1, 1, 25).reshape(5, 5, 1)
     bench = tables.BENCHMARKS[("filters", "S")]
+    # P_inf's Pointwise run attacked the first 8 of the same digits; its strong-suite
+    # flags there: l_2 robust on 3 of 8 (37.5%), l_1 on 1 (12.5%); the rest of its 10
+    # flags do not count.
+    pointwise = dict(_fake_result("linf", "P_inf", (99, 99, 62.5, 50.0, 50.0)),
+                     robust={"l1": "0"}, num_examples=8, eval_split="test[:1000]")
     results = {"msd_a003": _fake_result("msd_a003", "MSD, alpha_inf 0.03",
                                         (97, 50, 60, 55, 45), alpha=0.03, kernel=k),
-               "linf": _fake_result("linf", "P_inf", (99, 90, 10, 4, 3))}
+               "linf": dict(_fake_result("linf", "P_inf", (99, 90, 10, 4, 3)),
+                            robust={"l2": "1011000011", "l1": "0000100011"},
+                            eval_split="test[:1000]", also={".pointwise": pointwise})}
     lines, data = reports.filters_report(bench, results)
     assert data["rows"]["msd_a003"]["thresholding"] == 2
-    assert "| MSD, alpha_inf 0.03 | 0.03 | 2 of 4 | 97.0 | 50.0 | 60.0 | 55.0 | 45.0 |" in lines
-    assert "| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 |" in lines
+    assert ("| MSD, alpha_inf 0.03 | 0.03 | 2 of 4 | 97.0 | 50.0 | 60.0 | 55.0 | 45.0 | - | - | - |"
+            in lines)
+    assert ("| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 | 62.5 (37.5) | 50.0 (12.5) | 8 |"
+            in lines)
+    other_split = dict(results["linf"], eval_split="test[:500]")  # not the same digits
+    assert reports.filters_report(bench, {"linf": other_split})[1]["rows"]["linf"][
+        "pointwise"] == {"digits": 8, "l2": 62.5, "l1": 50.0, "strong_l2": None,
+                         "strong_l1": None}
     paths = reports.write(bench, {n: dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
                                          eval_split="test[:1000]", num_examples=1000,
                                          precision="float32", machine="m", git_commit="c",
@@ -405,6 +418,31 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
                          str(tmp_path))
     assert os.path.exists(tmp_path / "filters" / "S" / "msd_a003.png")
     assert "linf" not in paths and (tmp_path / "filters_S.md").exists()
+    with open(paths["json"]) as f:  # the table's JSON keeps no per-digit flags
+        assert "robust" not in json.load(f)["results"]["linf"]["also"][".pointwise"]
+
+
+def test_a_further_evaluation_joins_each_units_result(tmp_path, mnist_dir):
+    # The filters' Pointwise evaluation is its own per-model result of the same trained
+    # model (<name>.pointwise.json, its own key): produce_all joins it under "also".
+    smoke = dataclasses.replace(tables.BENCHMARKS[("3", "smoke")],
+                                also=((".pw", ("--flagfile=flags/mnist/eval_pointwise.cfg",)),))
+    ctx = units.Context("smoke", smoke.evaluation, None, str(tmp_path / "r"),
+                        str(tmp_path / "w"))
+    msd, linf = smoke.units
+    pw_ctx = dataclasses.replace(ctx, evaluation=smoke.also[0][1], tag=".pw")
+    keys = {c.tag: units.key_of(units.describe(u, c)) for c, u in ((ctx, msd), (pw_ctx, msd))}
+    assert keys[""] != keys[".pw"]
+    for c, acc in ((ctx, 5.0), (pw_ctx, 30.0)):
+        units.save_result(dict(_fake_result("msd", "msd", (90, 0, 0, 0, acc)), key=keys[c.tag]),
+                          units.result_path(msd, c))
+    units.save_result(dict(_fake_result("linf", "linf", (90, 0, 0, 0, 1.0)),
+                           key=units.key_of(units.describe(linf, pw_ctx))),
+                      units.result_path(linf, pw_ctx))  # its main result is missing
+    results = tables.produce_all(smoke, ctx, committed_only=True)
+    assert list(results) == ["msd"] and results["msd"]["accuracy"]["union"] == 5.0
+    assert results["msd"]["also"][".pw"]["accuracy"]["union"] == 30.0
+    assert sorted(os.listdir(tmp_path / "r")) == ["linf.pw.json", "msd.json", "msd.pw.json"]
 
 
 def test_paper_scale_report_puts_ours_beside_the_papers_table_3(tmp_path):

@@ -156,6 +156,11 @@ def test_evaluation_flagfile_builds_its_suite(path):
         slow = {"boundary", "cw_l2", "pointwise_l2", "pointwise_l1"}
         assert [s.name for s in specs] == [s.name for s in strong if s.name not in slow]
         return
+    if path.name == "eval_pointwise.cfg":  # the filter table's decision-based column
+        assert [(s.name, s.norm, s.eps, s.restarts, s.steps) for s in specs] == [
+            ("pointwise_l2", "l2", 2.0, 1, 1000), ("pointwise_l1", "l1", 10.0, 1, 1000)]
+        assert (f.eval_split, f.num_examples, f.curves) == ("test[:1000]", 200, False)
+        return
     if path.name == "mnist_eval.cfg" and "tb19" in str(path):
         # Table 5: Tramer and Boneh's 8 attacks, one run each, at the MNIST radii.
         from msd_tf.evaluation import suite

@@ -6,7 +6,7 @@ import json
 import os
 
 from msd_tf.benchmarks import paper
-from msd_tf.benchmarks.tables import Benchmark
+from msd_tf.benchmarks.tables import POINTWISE, Benchmark
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "union": "union"}
 COLS = ("clean", "linf", "l2", "l1", "union")
@@ -128,21 +128,48 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
              "A thresholding filter has one dominant weight: its second-largest |weight| is "
              f"below {FILTER_RATIO} x the largest (`msd_tf/evaluation/filters.py`). Images: "
              f"`filters/{bench.scale}/<model>.png`.", "",
+             "Robust accuracy (%) under the strong suite; then under foolbox's Pointwise "
+             "attack alone (decision-based; `flags/mnist/eval_pointwise.cfg`, on the first "
+             "digits of the same split), in brackets the strong suite's on those digits.", "",
              "| model | alpha_inf | thresholding filters | " + " | ".join(
-                 HEAD[c] for c in COLS) + " |", "|---" * (len(COLS) + 3) + "|"]
+                 HEAD[c] for c in COLS) + " | Pointwise l_2 | Pointwise l_1 | digits |",
+             "|---" * (len(COLS) + 6) + "|"]
     rows = {}
     for name, r in results.items():
         fl = r.get("first_layer") or {}
         alpha = next((t["alpha"] for t in r.get("threats") or [] if t["norm"] == "linf"),
                      None)
+        pointwise = _pointwise(r)
         rows[name] = {"label": r["label"], "thresholding": fl.get("thresholding"),
                       "filters": fl.get("filters"), "linf_alpha": alpha,
-                      "accuracy": r["accuracy"]}
+                      "accuracy": r["accuracy"], "pointwise": pointwise}
         count = "-" if fl.get("thresholding") is None else \
             f"{fl['thresholding']} of {fl['filters']}"
+        decision = ["-", "-", "-"] if pointwise is None else [
+            f"{cell(pointwise[n])} ({cell(pointwise['strong_' + n])})" for n in ("l2", "l1")
+        ] + [str(pointwise["digits"])]
         lines.append(f"| {r['label']} | {'-' if alpha is None else f'{alpha:g}'} | {count} | "
-                     + " | ".join(cell(r["accuracy"].get(c)) for c in COLS) + " |")
+                     + " | ".join(cell(r["accuracy"].get(c)) for c in COLS) + " | "
+                     + " | ".join(decision) + " |")
     return lines, {"rows": rows}
+
+
+def _pointwise(result: dict) -> dict | None:
+    """The Pointwise evaluation joined to `result` (None without one): its l_2 and l_1
+    robust accuracy, how many digits it attacked (the first of the same split), and the
+    strong suite's accuracy on those digits, from the result's per-digit flags."""
+    other = result.get("also", {}).get(POINTWISE[0])
+    if not other:
+        return None
+    digits = other["num_examples"]
+    same_split = other.get("eval_split") == result.get("eval_split")
+    out = {"digits": digits}
+    for norm in ("l2", "l1"):
+        out[norm] = other["accuracy"].get(norm)
+        flags = (result.get("robust") or {}).get(norm)
+        out["strong_" + norm] = (round(100.0 * flags[:digits].count("1") / digits, 1)
+                                 if same_split and flags and len(flags) >= digits else None)
+    return out
 
 
 def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
@@ -182,8 +209,7 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
         lines += ["", f"Not measured yet: {', '.join(missing)} (the command above trains "
                   "and evaluates them)."]
     data.update(table=bench.table, scale=bench.scale, note=bench.note, budget=bench.budget,
-                results={n: {k: v for k, v in r.items() if k != "robust"}
-                         for n, r in results.items()})
+                results={n: _without_flags(r) for n, r in results.items()})
     os.makedirs(out, exist_ok=True)
     paths = {"md": os.path.join(out, f"{stem}.md"), "json": os.path.join(out, f"{stem}.json")}
     with open(paths["md"], "w") as f:
@@ -200,6 +226,15 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
     return paths
 
 
+def _without_flags(result: dict) -> dict:
+    """A result for a table's JSON: without its per-digit flags (its own file keeps them),
+    nor those of the further evaluations under "also"."""
+    out = {k: v for k, v in result.items() if k != "robust"}
+    if "also" in out:
+        out["also"] = {tag: _without_flags(r) for tag, r in out["also"].items()}
+    return out
+
+
 def draw_filters(results: dict, folder: str) -> dict:
     """`<folder>/<model>.png`: each result's first-layer filters (kept in the result)."""
     import numpy as np
@@ -213,7 +248,7 @@ def draw_filters(results: dict, folder: str) -> dict:
         if fl:
             paths[name] = os.path.join(folder, f"{name}.png")
             filters.plot_filters(np.asarray(fl["kernel"], np.float32), paths[name],
-                                 title=f"{r['label']}: {fl['thresholding']} thresholding")
+                                 title=r["label"])
     return paths
 
 

@@ -18,6 +18,7 @@ from msd_tf.benchmarks import budgets, paper, runs, units
 from msd_tf.benchmarks.units import Context, Unit
 
 EVALUATION = ("--flagfile=flags/mnist/eval_benchmark.cfg",)
+POINTWISE = (".pointwise", ("--flagfile=flags/mnist/eval_pointwise.cfg",))
 PRETRAIN_SHARE = 2 / 3  # P_inf's share, so that it plus a fine-tuning is one budget
 
 
@@ -33,6 +34,9 @@ class Benchmark:
     budget: float | None
     note: str
     tag: str = ""  # results as <model><tag>.json (another evaluation of shared models)
+    # Further evaluations of the same trained models, each its own per-model result
+    # (<model><tag>.json), joined to the main result under "also"[tag]: (tag, evaluation).
+    also: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _recipe(scale: str, name: str) -> tuple[str, ...]:
@@ -105,7 +109,8 @@ BENCHMARKS = {
     ("filters", "S"): Benchmark(
         "filters", "S", _filters("S"), EVALUATION, budgets.BUDGETS["S"],
         f"appendix E at budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes per "
-        f"model): first-layer filters; {_PROTOCOL}"),
+        f"model): first-layer filters, and Pointwise at l_2 and l_1; {_PROTOCOL}",
+        also=(POINTWISE,)),
     ("5", "S"): Benchmark(
         "5", "S", (Unit("msd", "MSD", _recipe("S", "msd")),),
         ("--flagfile=flags/tb19/mnist_eval.cfg",), budgets.BUDGETS["S"],
@@ -246,4 +251,23 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
         result = _measure(unit, ctx, key, description, parent, results.get(unit.init_from))
         if result is not None:
             results[unit.name] = result
+    return results
+
+
+def produce_all(bench: Benchmark, ctx: Context, names: list[str] | None = None,
+                committed_only: bool = False) -> dict:
+    """`produce` for the benchmark's evaluation, then for each of its further evaluations
+    (`Benchmark.also`) of the same models: each unit's result with the others' under
+    "also"[tag]. A unit without its main result is left out."""
+    results = produce(bench, ctx, names, committed_only=committed_only)
+    for tag, evaluation in bench.also:
+        print(f"The same models under {' '.join(evaluation)} (results <model>{tag}.json):",
+              flush=True)
+        other = dataclasses.replace(bench, evaluation=evaluation, tag=tag, also=())
+        extra = produce(other, dataclasses.replace(ctx, evaluation=evaluation, tag=tag), names,
+                        committed_only=committed_only)
+        for name, result in extra.items():
+            if name in results:
+                results[name] = dict(results[name],
+                                     also={**results[name].get("also", {}), tag: result})
     return results
