@@ -5,6 +5,7 @@ and a toy table computed fresh."""
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -407,19 +408,55 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
             in lines)
     assert ("| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 | 62.5 (37.5) | 50.0 (12.5) | 8 |"
             in lines)
+    # Pointwise measured on another training of the recipe (e.g. retrained on another
+    # CPU since): not shown beside this model's strong-suite numbers.
+    retrained = dict(results["linf"], weights_sha256="a" * 64,
+                     also={".pointwise": dict(pointwise, weights_sha256="b" * 64)})
+    lines, data = reports.filters_report(bench, {"linf": retrained})
+    assert "| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 | - | - | 8 |" in lines
+    assert any(line.startswith("Pointwise result of another training") for line in lines)
+    assert reports.same_model(retrained, dict(retrained, weights_sha256="a" * 64))
+    k2 = k.copy()
+    k2[0, 0, 0, 0] += 0.5
+    assert not reports.same_model(  # without recorded weights: the first layers
+        _fake_result("a", "a", (0,) * 5, kernel=k), _fake_result("a", "a", (0,) * 5, kernel=k2))
     other_split = dict(results["linf"], eval_split="test[:500]")  # not the same digits
     assert reports.filters_report(bench, {"linf": other_split})[1]["rows"]["linf"][
         "pointwise"] == {"digits": 8, "l2": 62.5, "l1": 50.0, "strong_l2": None,
                          "strong_l1": None}
-    paths = reports.write(bench, {n: dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
-                                         eval_split="test[:1000]", num_examples=1000,
-                                         precision="float32", machine="m", git_commit="c",
-                                         date="d") for n, r in results.items()},
-                         str(tmp_path))
+    def recorded(r):  # the provenance fields a committed result has
+        return dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
+                    eval_split="test[:1000]", num_examples=r.get("num_examples", 1000),
+                    precision="float32", machine="m", git_commit="c", date="d")
+
+    paths = reports.write(bench, {n: dict(recorded(r), also={t: recorded(o) for t, o in
+                                                             r.get("also", {}).items()})
+                                  for n, r in results.items()}, str(tmp_path))
+    with open(paths["md"]) as f:
+        text = f.read()
+    assert "(results `<model>.pointwise.json`):" in text
+    assert "| P_inf | train | test[:1000], first 8 |" in text  # the Pointwise run's row
+    assert "Not measured yet: P_2, " in text and "MSD, alpha_inf 0.03 (pointwise)" in text
     assert os.path.exists(tmp_path / "filters" / "S" / "msd_a003.png")
     assert "linf" not in paths and (tmp_path / "filters_S.md").exists()
     with open(paths["json"]) as f:  # the table's JSON keeps no per-digit flags
         assert "robust" not in json.load(f)["results"]["linf"]["also"][".pointwise"]
+
+
+def test_a_fine_tunings_run_folder_follows_its_parents_training_not_its_evaluation(
+        tmp_path, mnist_dir, capsys):
+    # Another evaluation (or EVALUATION_VERSION) re-evaluates, it does not retrain: the
+    # fine-tuning's training key holds its parent's training key, not the parent's result key.
+    bench = tables.BENCHMARKS[("union", "smoke")]
+    folders = []
+    for evaluation in (bench.evaluation, (*bench.evaluation, "--num_examples=7")):
+        ctx = units.Context("smoke", evaluation, None, str(tmp_path / "r"),
+                            str(tmp_path / "w"), dry_run=True)
+        tables.produce(dataclasses.replace(bench, evaluation=evaluation), ctx,
+                       ["finetune_eat"])
+        out = capsys.readouterr().out
+        folders.append(sorted(set(re.findall(r"--output_dir=(\S*finetune_eat-\w+)\b", out))))
+    assert len(folders[0]) == 1 and folders[0] == folders[1]
 
 
 def test_a_further_evaluation_joins_each_units_result(tmp_path, mnist_dir):
@@ -431,8 +468,14 @@ def test_a_further_evaluation_joins_each_units_result(tmp_path, mnist_dir):
                         str(tmp_path / "w"))
     msd, linf = smoke.units
     pw_ctx = dataclasses.replace(ctx, evaluation=smoke.also[0][1], tag=".pw")
-    keys = {c.tag: units.key_of(units.describe(u, c)) for c, u in ((ctx, msd), (pw_ctx, msd))}
-    assert keys[""] != keys[".pw"]
+    described = {c.tag: units.describe(msd, c) for c in (ctx, pw_ctx)}
+    keys = {tag: units.key_of(d) for tag, d in described.items()}
+    assert keys[""] != keys[".pw"]  # its own result, in its own evaluation folder ...
+    assert (units.eval_dir(msd, ctx, described[""])
+            != units.eval_dir(msd, pw_ctx, described[".pw"]))
+    # ... of the same trained model
+    assert (units.run_dir(msd, ctx, described[""])
+            == units.run_dir(msd, pw_ctx, described[".pw"]))
     for c, acc in ((ctx, 5.0), (pw_ctx, 30.0)):
         units.save_result(dict(_fake_result("msd", "msd", (90, 0, 0, 0, acc)), key=keys[c.tag]),
                           units.result_path(msd, c))

@@ -134,7 +134,7 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
              "| model | alpha_inf | thresholding filters | " + " | ".join(
                  HEAD[c] for c in COLS) + " | Pointwise l_2 | Pointwise l_1 | digits |",
              "|---" * (len(COLS) + 6) + "|"]
-    rows = {}
+    rows, stale = {}, []
     for name, r in results.items():
         fl = r.get("first_layer") or {}
         alpha = next((t["alpha"] for t in r.get("threats") or [] if t["norm"] == "linf"),
@@ -145,12 +145,21 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
                       "accuracy": r["accuracy"], "pointwise": pointwise}
         count = "-" if fl.get("thresholding") is None else \
             f"{fl['thresholding']} of {fl['filters']}"
-        decision = ["-", "-", "-"] if pointwise is None else [
-            f"{cell(pointwise[n])} ({cell(pointwise['strong_' + n])})" for n in ("l2", "l1")
-        ] + [str(pointwise["digits"])]
+        if pointwise is None:
+            decision = ["-", "-", "-"]
+        elif pointwise.get("other_model"):
+            stale.append(r["label"])
+            decision = ["-", "-", str(pointwise["digits"])]
+        else:
+            decision = [f"{cell(pointwise[n])} ({cell(pointwise['strong_' + n])})"
+                        for n in ("l2", "l1")] + [str(pointwise["digits"])]
         lines.append(f"| {r['label']} | {'-' if alpha is None else f'{alpha:g}'} | {count} | "
                      + " | ".join(cell(r["accuracy"].get(c)) for c in COLS) + " | "
                      + " | ".join(decision) + " |")
+    if stale:
+        lines += ["", f"Pointwise result of another training of the same recipe, not shown: "
+                  f"{', '.join(stale)} (delete its `<model>{POINTWISE[0]}.json` and run the "
+                  "command again)."]
     return lines, {"rows": rows}
 
 
@@ -162,6 +171,9 @@ def _pointwise(result: dict) -> dict | None:
     if not other:
         return None
     digits = other["num_examples"]
+    if same_model(result, other) is False:  # retrained (elsewhere) since: not comparable
+        return {"digits": digits, "other_model": True,
+                **{k: None for k in ("l2", "l1", "strong_l2", "strong_l1")}}
     same_split = other.get("eval_split") == result.get("eval_split")
     out = {"digits": digits}
     for norm in ("l2", "l1"):
@@ -170,6 +182,17 @@ def _pointwise(result: dict) -> dict | None:
         out["strong_" + norm] = (round(100.0 * flags[:digits].count("1") / digits, 1)
                                  if same_split and flags and len(flags) >= digits else None)
     return out
+
+
+def same_model(a: dict, b: dict) -> bool | None:
+    """Whether two per-model results measured the same weights: their weights' SHA-256
+    where both recorded it, else their first-layer kernels; None if neither tells. Two
+    results of one unit can differ in weights when the model was trained again in between
+    (on another CPU the weights are not bit-exact)."""
+    if a.get("weights_sha256") and b.get("weights_sha256"):
+        return a["weights_sha256"] == b["weights_sha256"]
+    kernels = [(r.get("first_layer") or {}).get("kernel") for r in (a, b)]
+    return None if None in kernels else kernels[0] == kernels[1]
 
 
 def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
@@ -204,7 +227,14 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
               f"Each row is a committed per-model result under `{bench.scale}/` (command: "
               f"`python -m msd_tf.reproduce --table={bench.table} --scale={bench.scale} "
               "--data_dir=../shared/data/mnist`).", "", *_provenance(results)]
+    for tag, evaluation in bench.also:
+        measured = {n: r["also"][tag] for n, r in results.items() if tag in r.get("also", {})}
+        lines += ["", f"Evaluated again by `{' '.join(evaluation)}` (results "
+                  f"`<model>{tag}.json`):", ""]
+        lines += _provenance(measured) if measured else ["none yet."]
     missing = [u.label for u in bench.units if u.name not in results]
+    missing += [f"{u.label} ({tag[1:]})" for tag, _ in bench.also for u in bench.units
+                if u.name in results and tag not in results[u.name].get("also", {})]
     if missing:
         lines += ["", f"Not measured yet: {', '.join(missing)} (the command above trains "
                   "and evaluates them)."]
@@ -230,8 +260,9 @@ def _without_flags(result: dict) -> dict:
     """A result for a table's JSON: without its per-digit flags (its own file keeps them),
     nor those of the further evaluations under "also"."""
     out = {k: v for k, v in result.items() if k != "robust"}
-    if "also" in out:
-        out["also"] = {tag: _without_flags(r) for tag, r in out["also"].items()}
+    if "also" in out:  # nor the first layer twice
+        out["also"] = {tag: {k: v for k, v in _without_flags(r).items() if k != "first_layer"}
+                       for tag, r in out["also"].items()}
     return out
 
 

@@ -216,11 +216,13 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
       runs.BenchmarkError: a recipe off its budget, a failed step, unreadable output.
     """
     chosen = select(bench, names)
-    keys, descriptions, results = {}, {}, {}
+    descriptions, results = {}, {}
     for i, unit in enumerate(chosen):
-        description = units.describe(unit, ctx, keys.get(unit.init_from))
+        parent_description = descriptions.get(unit.init_from)
+        description = units.describe(unit, ctx, parent_description
+                                     and parent_description["_train_key"])
         descriptions[unit.name] = description
-        keys[unit.name] = key = units.key_of(description)
+        key = units.key_of(description)
         tag = f"[{i + 1}/{len(chosen)}] {unit.label}"
         result, why = units.load_result(unit, ctx, key)
         if ctx.budget and unit.share is not None and (result or not committed_only):
@@ -263,7 +265,8 @@ def produce_all(bench: Benchmark, ctx: Context, names: list[str] | None = None,
     for tag, evaluation in bench.also:
         print(f"The same models under {' '.join(evaluation)} (results <model>{tag}.json):",
               flush=True)
-        other = dataclasses.replace(bench, evaluation=evaluation, tag=tag, also=())
+        other = dataclasses.replace(bench, table=f"{bench.table}{tag}", evaluation=evaluation,
+                                    tag=tag, also=())
         extra = produce(other, dataclasses.replace(ctx, evaluation=evaluation, tag=tag), names,
                         committed_only=committed_only)
         for name, result in extra.items():

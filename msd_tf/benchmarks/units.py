@@ -1,10 +1,11 @@
 """One model of a table, trained and evaluated: a `Unit`, its key and its result.
 
-A unit's result is committed (`docs/results/<scale>/<name>.json`) and reused only while
-its key matches: the SHA-256 of its recipe and evaluation flags with every flagfile
-replaced by its lines, the content of its training digits and of the digits evaluated,
-the key of the model it fine-tunes, and `BEHAVIOUR_VERSION`. A result whose key differs
-is stale: the unit is trained and evaluated again and the file replaced.
+A unit's result is committed (`docs/results/<scale>/<name><tag>.json`; the tag names
+another evaluation of the same model, e.g. `.tb19`) and reused only while its key
+matches: the SHA-256 of its recipe and evaluation flags with every flagfile replaced by
+its lines, the content of its training digits and of the digits evaluated, the training
+key of the model it fine-tunes, `BEHAVIOUR_VERSION` and `EVALUATION_VERSION`. A result
+whose key differs is stale: the unit is trained and evaluated again and the file replaced.
 
 A unit's run folder is keyed by its training alone (`_train_key`: the key without the
 evaluation), and each evaluation of it goes into `eval-<key>` there: tables that
@@ -82,7 +83,9 @@ def recipe_flags(unit: Unit, ctx: Context) -> list[str]:
 
 
 def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
-    """What the unit's key is the hash of (and the resolved splits, the plan)."""
+    """What the unit's key is the hash of, and (under "_" names, not hashed) the resolved
+    config, splits and protocol note. `parent_key`: the training key (`_train_key`) of the
+    model it fine-tunes: its training, not how that model was evaluated."""
     from msd_tf.flags import parse_config
 
     flags = recipe_flags(unit, ctx)
@@ -122,9 +125,11 @@ def plan_of(description: dict) -> budgets.Plan:
 
 
 def planned_passes(description: dict, result: dict | None) -> float:
-    """The passes the unit's recipe plans: as its current `result` recorded them (its key
-    holds the recipe and BEHAVIOUR_VERSION, which a change of step cost raises; no trace,
-    so assembling committed results needs no TensorFlow), else `plan_of`."""
+    """The passes the unit's recipe plans: as its current `result` recorded them (no
+    trace, so assembling committed results needs no TensorFlow), else `plan_of`. The
+    result's key holds the recipe and BEHAVIOUR_VERSION; a change of the step cost that
+    moved no training history would not change it, which is why the suite re-plans every
+    recipe of BENCHMARKS (test_every_budgeted_recipe_spends_its_share_of_its_budget)."""
     recorded = (result or {}).get("compute", {}).get("planned_passes")
     return float(recorded) if recorded is not None else plan_of(description).passes
 
@@ -235,6 +240,7 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "machine": machine.describe(summary["machine"]),
         "eval_machine": machine.describe(prov["machine"]) if prov.get("machine") else None,
         "git_commit": prov.get("git_commit"),
+        "weights_sha256": prov["models"][model].get("weights_sha256"),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "inputs": {k: v for k, v in description.items() if not k.startswith("_")},
     }
