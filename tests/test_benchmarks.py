@@ -383,6 +383,41 @@ def test_section_f_reports_the_difference_to_the_full_msd():
     assert "| MSD, l_inf + l_1 only | 97.4 | 51.5 | 55.2 | 54.0 | 41.1 | 2.70 |" in lines
 
 
+def test_table5_puts_tramer_and_boneh_beside_the_strong_suite_on_the_same_digits():
+    # Table 5's main result is Table 3's MSD result (same recipe and evaluation: one key,
+    # one committed file); Tramer and Boneh's evaluation is its further evaluation.
+    five, three = tables.BENCHMARKS[("5", "S")], tables.BENCHMARKS[("3", "S")]
+    msd3 = next(u for u in three.units if u.name == "msd")
+    assert five.evaluation == three.evaluation and five.units[0].recipe == msd3.recipe
+    assert five.also == (tables.TB19,) and five.tag == ""
+    # By hand: their evaluation attacked the first 5 of the 8 digits. Strong suite there:
+    # clean 11110, l_inf 11010, l_2 11100, l_1 10110, union 10000; theirs: 11110, 01010,
+    # 11000, 10110, 00000; both (AND): 11110, 01010, 11000, 10110, 00000.
+    theirs = dict(_fake_result("msd", "MSD", (80.0, 40.0, 40.0, 60.0, 0.0)), num_examples=5,
+                  eval_split="test[:1000]", robust={"clean": "11110", "linf": "01010",
+                                                     "l2": "11000", "l1": "10110",
+                                                     "union": "00000"})
+    ours = dict(_fake_result("msd", "MSD", (87.5, 50.0, 50.0, 50.0, 25.0)),
+                eval_split="test[:1000]", also={".tb19": theirs},
+                robust={"clean": "11110111", "linf": "11010011", "l2": "11100011",
+                        "l1": "10110011", "union": "10000011"})
+    lines, data = reports.table5(five, {"msd": ours})
+    assert "| MSD (ours) | Tramer and Boneh's | 5 | 80.0 | 40.0 | 40.0 | 60.0 | 0.0 |" in lines
+    assert "| MSD (ours) | strong suite | 5 | 80.0 | 60.0 | 60.0 | 60.0 | 20.0 |" in lines
+    assert "| MSD (ours) | both | 5 | 80.0 | 40.0 | 40.0 | 60.0 | 0.0 |" in lines
+    assert "| MSD (paper) | Tramer and Boneh's | 1000 | 98.3 | 75.9 | 67.9 | 74.8 | 65.2 |" in lines
+    assert data["rows"]["msd"]["broken_only_by_tb19"] == {"linf": [0], "l2": [2], "l1": [],
+                                                          "union": [0]}
+    assert any("l_inf 1 (test indices 0); l_2 1 (test indices 2); l_1 0; union 1" in line
+               for line in lines)
+    # Measured on another training (weights differ): their column alone, and why.
+    lines, data = reports.table5(five, {"msd": dict(
+        ours, weights_sha256="a" * 64, also={".tb19": dict(theirs, weights_sha256="b" * 64)})})
+    assert not any("| strong suite |" in line or "| both |" in line for line in lines)
+    assert "strong" not in data["rows"]["msd"] and any("another training" in line
+                                                       for line in lines)
+
+
 def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
     # Filter 0: one weight (thresholding); filter 1: two equal weights; filter 2: the
     # second weight just below 0.25 x the first (thresholding); filter 3: dense.

@@ -6,7 +6,7 @@ import json
 import os
 
 from msd_tf.benchmarks import paper
-from msd_tf.benchmarks.tables import POINTWISE, Benchmark
+from msd_tf.benchmarks.tables import POINTWISE, TB19, Benchmark
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "union": "union"}
 COLS = ("clean", "linf", "l2", "l1", "union")
@@ -174,14 +174,34 @@ def _pointwise(result: dict) -> dict | None:
     if same_model(result, other) is False:  # retrained (elsewhere) since: not comparable
         return {"digits": digits, "other_model": True,
                 **{k: None for k in ("l2", "l1", "strong_l2", "strong_l1")}}
-    same_split = other.get("eval_split") == result.get("eval_split")
+    strong = _on_the_same_digits(result, other) or {}
     out = {"digits": digits}
     for norm in ("l2", "l1"):
         out[norm] = other["accuracy"].get(norm)
-        flags = (result.get("robust") or {}).get(norm)
-        out["strong_" + norm] = (round(100.0 * flags[:digits].count("1") / digits, 1)
-                                 if same_split and flags and len(flags) >= digits else None)
+        out["strong_" + norm] = _share(strong[norm]) if norm in strong else None
     return out
+
+
+def _on_the_same_digits(result: dict, other: dict) -> dict | None:
+    """`result`'s per-digit flags on the digits `other` evaluated ({threat: bits}), where
+    `other` attacked the first digits of the same split; None if it did not, or if either
+    result keeps no flags."""
+    digits, flags = other["num_examples"], result.get("robust")
+    if other.get("eval_split") != result.get("eval_split") or not flags:
+        return None
+    if any(len(bits) < digits for bits in flags.values()):
+        return None
+    return {threat: bits[:digits] for threat, bits in flags.items()}
+
+
+def _share(bits: str) -> float:
+    """The percentage of `1`s among per-digit flags, to one decimal."""
+    return round(100.0 * bits.count("1") / len(bits), 1)
+
+
+def _both(a: str, b: str) -> str:
+    """Per-digit flags robust under two evaluations: robust under each."""
+    return "".join("1" if x == y == "1" else "0" for x, y in zip(a, b))
 
 
 def same_model(a: dict, b: dict) -> bool | None:
@@ -196,16 +216,52 @@ def same_model(a: dict, b: dict) -> bool | None:
 
 
 def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
-    """Table 5: MSD under Tramer and Boneh's evaluation beside the paper's column."""
-    lines = [f"# Table 5 at budget {bench.scale}", "", f"{bench.note}.", "",
-             "| model | " + " | ".join(HEAD[c] for c in COLS) + " |",
-             "|---" * (len(COLS) + 1) + "|"]
+    """Table 5: MSD under Tramer and Boneh's evaluation (the `.tb19` result), the strong
+    suite (the main result) on the same digits and both together, beside the paper's
+    column; and the digits their attacks break that the strong suite left robust."""
     theirs = {("union" if k == "all" else k): v for k, v in paper.TABLE_5["msd"].items()}
-    for r in results.values():
-        lines.append(f"| {r['label']} (ours) | " + " | ".join(cell(r["accuracy"].get(c))
-                                                              for c in COLS) + " |")
-    lines.append("| MSD (paper) | " + " | ".join(cell(theirs.get(c)) for c in COLS) + " |")
-    return lines, {"paper": theirs}
+    lines = [f"# Table 5 at budget {bench.scale}", "", f"{bench.note}.", "",
+             "Robust accuracy (%) on the digits Tramer and Boneh's evaluation attacked (the "
+             "first of the split): under their attacks, under the strong suite "
+             "(`flags/mnist/eval_benchmark.cfg`, Table 3's result of the same model) and "
+             "under both (a digit counts as robust only if neither breaks it).", "",
+             "| model | attacks | digits | " + " | ".join(HEAD[c] for c in COLS) + " |",
+             "|---" * (len(COLS) + 3) + "|"]
+    rows, notes = {}, []
+    for name, r in results.items():
+        tb = r.get("also", {}).get(TB19[0])
+        if not tb:
+            continue
+        digits, label = tb["num_examples"], r["label"]
+        row = rows[name] = {"label": label, "digits": digits,
+                            "tb19": {c: tb["accuracy"].get(c) for c in COLS}}
+        strong = (_on_the_same_digits(r, tb) if same_model(r, tb) is not False else None)
+        if strong and tb.get("robust"):
+            theirs_flags = tb["robust"]
+            row["strong"] = {c: _share(strong[c]) for c in COLS}
+            row["both"] = {c: _share(_both(strong[c], theirs_flags[c])) for c in COLS}
+            row["broken_only_by_tb19"] = {
+                c: [i for i, (s, t) in enumerate(zip(strong[c], theirs_flags[c]))
+                    if s == "1" and t == "0"] for c in COLS[1:]}
+        else:
+            notes.append(f"{label}: the strong suite's result is of another training of the "
+                         "recipe or of other digits; only Tramer and Boneh's column is shown.")
+        for key, what in (("tb19", "Tramer and Boneh's"), ("strong", "strong suite"),
+                          ("both", "both")):
+            if key in row:
+                lines.append(f"| {label} (ours) | {what} | {digits} | "
+                             + " | ".join(cell(row[key].get(c)) for c in COLS) + " |")
+    lines.append("| MSD (paper) | Tramer and Boneh's | 1000 | "
+                 + " | ".join(cell(theirs.get(c)) for c in COLS) + " |")
+    for row in rows.values():
+        if "broken_only_by_tb19" in row:
+            found = "; ".join(f"{HEAD[c]} {len(ix)}" + (f" (test indices {' '.join(map(str, ix))})"
+                                                         if ix else "")
+                              for c, ix in row["broken_only_by_tb19"].items())
+            lines += ["", f"{row['label']}: digits Tramer and Boneh's attacks break that the "
+                      f"strong suite leaves robust: {found}."]
+    lines += [""] + notes if notes else []
+    return lines, {"paper": theirs, "rows": rows}
 
 
 REPORTS = {"3": table3, "union": union, "F": section_f, "filters": filters_report,
