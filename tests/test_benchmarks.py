@@ -427,28 +427,46 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
     k[1, 1, 0, 2], k[3, 1, 0, 2] = 0.8, 0.19
     k[..., 3] = np.linspace(-1, 1, 25).reshape(5, 5, 1)
     bench = tables.BENCHMARKS[("filters", "S")]
-    # P_inf's Pointwise run attacked the first 8 of the same digits; its strong-suite
-    # flags there: l_2 robust on 3 of 8 (37.5%), l_1 on 1 (12.5%); the rest of its 10
-    # flags do not count.
-    pointwise = dict(_fake_result("linf", "P_inf", (99, 99, 62.5, 50.0, 50.0)),
-                     robust={"l1": "0"}, num_examples=8, eval_split="test[:1000]")
-    results = {"msd_a003": _fake_result("msd_a003", "MSD, alpha_inf 0.03",
-                                        (97, 50, 60, 55, 45), alpha=0.03, kernel=k),
+    assert tables.FIGURE_DIGITS == 200
+    # Every column on the first 200 digits, from the per-digit flags: P_inf keeps 250
+    # (clean all robust; l_inf the first 180, l_2 150, l_1 50, union 40), the variant 200.
+    def bits(n, total):
+        return "1" * n + "0" * (total - n)
+
+    pointwise = dict(_fake_result("linf", "P_inf", (99, 99, 80.0, 30.0, 30.0)),
+                     robust={"l1": bits(60, 200)}, num_examples=200, eval_split="test[:1000]")
+    results = {"msd_a003": dict(_fake_result("msd_a003", "MSD, alpha_inf 0.03",
+                                             (1, 1, 1, 1, 1), alpha=0.03, kernel=k),
+                                robust=dict(zip(reports.COLS, (bits(194, 200), bits(100, 200),
+                                                               bits(120, 200), bits(110, 200),
+                                                               bits(90, 200))))),
                "linf": dict(_fake_result("linf", "P_inf", (99, 90, 10, 4, 3)),
-                            robust={"l2": "1011000011", "l1": "0000100011"},
+                            robust=dict(zip(reports.COLS, (bits(250, 250), bits(180, 250),
+                                                           bits(150, 250), bits(50, 250),
+                                                           bits(40, 250)))),
                             eval_split="test[:1000]", also={".pointwise": pointwise})}
     lines, data = reports.filters_report(bench, results)
     assert data["rows"]["msd_a003"]["thresholding"] == 2
-    assert ("| MSD, alpha_inf 0.03 | 0.03 | 2 of 4 | 97.0 | 50.0 | 60.0 | 55.0 | 45.0 | - | - | - |"
-            in lines)
-    assert ("| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 | 62.5 (37.5) | 50.0 (12.5) | 8 |"
-            in lines)
+    assert "| MSD, alpha_inf 0.03 | 0.03 | 2 of 4 | 97.0 | 50.0 | 60.0 | 55.0 | 45.0 | - | - |" \
+        in lines
+    assert "| P_inf | 0.1 | - | 100.0 | 90.0 | 75.0 | 25.0 | 20.0 | 80.0 | 30.0 |" in lines
+    assert data["rows"]["linf"]["pointwise"] == {"digits": 200, "l2": 80.0, "l1": 30.0,
+                                                 "strong_l2": 75.0, "strong_l1": 25.0}
+    # A result with fewer flags than the columns' digits: not shown as if it had them.
+    short = dict(results["linf"], robust={c: b[:150] for c, b in
+                                          results["linf"]["robust"].items()}, also={})
+    assert "| P_inf | 0.1 | - | - | - | - | - | - | - | - |" in \
+        reports.filters_report(bench, {"linf": short})[0]
+    # Pointwise on fewer digits than the columns: said in its cells.
+    few = dict(results["linf"], also={".pointwise": dict(pointwise, num_examples=8)})
+    assert "| 80.0 (first 8) | 30.0 (first 8) |" in reports.filters_report(
+        bench, {"linf": few})[0][-1]
     # Pointwise measured on another training of the recipe (e.g. retrained on another
     # CPU since): not shown beside this model's strong-suite numbers.
     retrained = dict(results["linf"], weights_sha256="a" * 64,
                      also={".pointwise": dict(pointwise, weights_sha256="b" * 64)})
     lines, data = reports.filters_report(bench, {"linf": retrained})
-    assert "| P_inf | 0.1 | - | 99.0 | 90.0 | 10.0 | 4.0 | 3.0 | - | - | 8 |" in lines
+    assert "| P_inf | 0.1 | - | 100.0 | 90.0 | 75.0 | 25.0 | 20.0 | - | - |" in lines
     assert any(line.startswith("Pointwise result of another training") for line in lines)
     assert reports.same_model(retrained, dict(retrained, weights_sha256="a" * 64))
     k2 = k.copy()
@@ -457,8 +475,9 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
         _fake_result("a", "a", (0,) * 5, kernel=k), _fake_result("a", "a", (0,) * 5, kernel=k2))
     other_split = dict(results["linf"], eval_split="test[:500]")  # not the same digits
     assert reports.filters_report(bench, {"linf": other_split})[1]["rows"]["linf"][
-        "pointwise"] == {"digits": 8, "l2": 62.5, "l1": 50.0, "strong_l2": None,
+        "pointwise"] == {"digits": 200, "l2": 80.0, "l1": 30.0, "strong_l2": None,
                          "strong_l1": None}
+
     def recorded(r):  # the provenance fields a committed result has
         return dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
                     eval_split="test[:1000]", num_examples=r.get("num_examples", 1000),
@@ -470,12 +489,37 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
     with open(paths["md"]) as f:
         text = f.read()
     assert "(results `<model>.pointwise.json`):" in text
-    assert "| P_inf | train | test[:1000], first 8 |" in text  # the Pointwise run's row
+    assert "| P_inf | train | test[:1000], first 200 |" in text  # the Pointwise run's row
     assert "Not measured yet: P_2, " in text and "MSD, alpha_inf 0.03 (pointwise)" in text
     assert os.path.exists(tmp_path / "filters" / "S" / "msd_a003.png")
     assert "linf" not in paths and (tmp_path / "filters_S.md").exists()
     with open(paths["json"]) as f:  # the table's JSON keeps no per-digit flags
         assert "robust" not in json.load(f)["results"]["linf"]["also"][".pointwise"]
+
+
+def test_a_units_digits_cap_every_evaluation_of_it(tmp_path, mnist_dir, capsys):
+    # The figures' variants: the strong suite and Pointwise on the first 200 digits; Table
+    # 3's models keep their 1000 (and their committed results' keys).
+    bench = tables.BENCHMARKS[("filters", "S")]
+    variant, table3 = bench.units[-1], next(u for u in bench.units if u.name == "msd")
+    assert variant.digits == tables.FIGURE_DIGITS and table3.digits is None
+    ctx = units.Context("S", bench.evaluation, "../shared/data/mnist", str(tmp_path / "r"),
+                        str(tmp_path / "w"), dry_run=True)
+    assert units.evaluation_of(table3, ctx) == bench.evaluation
+    assert units.evaluation_of(variant, ctx) == (*bench.evaluation, "--num_examples=200")
+    pointwise = dataclasses.replace(ctx, evaluation=tables.POINTWISE[1])
+    assert units.evaluation_of(variant, pointwise) == tables.POINTWISE[1]  # 200 already
+    capped = units.describe(variant, ctx)
+    assert capped["num_examples"] == 200 and capped["eval_split"] == "test[:1000]"
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        tables.produce(bench, ctx, [variant.name])
+    finally:
+        os.chdir(cwd)
+    [command] = [line for line in capsys.readouterr().out.splitlines()
+                 if "msd_tf.evaluate" in line]
+    assert command.split().count("--num_examples=200") == 1
 
 
 def test_a_fine_tunings_run_folder_follows_its_parents_training_not_its_evaluation(

@@ -6,7 +6,7 @@ import json
 import os
 
 from msd_tf.benchmarks import paper
-from msd_tf.benchmarks.tables import POINTWISE, TB19, Benchmark
+from msd_tf.benchmarks.tables import FIGURE_DIGITS, POINTWISE, TB19, Benchmark
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "union": "union"}
 COLS = ("clean", "linf", "l2", "l1", "union")
@@ -123,44 +123,54 @@ def section_f(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
 
 
 def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
-    """Appendix E: each model's thresholding first-layer filters, beside its robustness."""
+    """Appendix E: each model's thresholding first-layer filters, beside its robustness on
+    the first FIGURE_DIGITS digits (every model evaluated at least those)."""
     lines = [f"# First-layer filters at budget {bench.scale}", "", f"{bench.note}.", "",
              "A thresholding filter has one dominant weight: its second-largest |weight| is "
              f"below {FILTER_RATIO} x the largest (`msd_tf/evaluation/filters.py`). Images: "
              f"`filters/{bench.scale}/<model>.png`.", "",
-             "Robust accuracy (%) under the strong suite; then under foolbox's Pointwise "
-             "attack alone (decision-based; `flags/mnist/eval_pointwise.cfg`, on the first "
-             "digits of the same split), in brackets the strong suite's on those digits.", "",
+             f"Robust accuracy (%) on the first {FIGURE_DIGITS} digits of the split, for every "
+             "model: under the strong suite (read from each result's per-digit flags; Table "
+             "3's models were evaluated on 1000, `table3_S.md`), then under foolbox's Pointwise "
+             "attack alone (decision-based; `flags/mnist/eval_pointwise.cfg`).", "",
              "| model | alpha_inf | thresholding filters | " + " | ".join(
-                 HEAD[c] for c in COLS) + " | Pointwise l_2 | Pointwise l_1 | digits |",
-             "|---" * (len(COLS) + 6) + "|"]
+                 HEAD[c] for c in COLS) + " | Pointwise l_2 | Pointwise l_1 |",
+             "|---" * (len(COLS) + 5) + "|"]
     rows, stale = {}, []
     for name, r in results.items():
         fl = r.get("first_layer") or {}
         alpha = next((t["alpha"] for t in r.get("threats") or [] if t["norm"] == "linf"),
                      None)
+        flags = _first_digits(r, FIGURE_DIGITS) or {}
+        strong = {c: _share(flags[c]) if c in flags else None for c in COLS}
         pointwise = _pointwise(r)
         rows[name] = {"label": r["label"], "thresholding": fl.get("thresholding"),
                       "filters": fl.get("filters"), "linf_alpha": alpha,
-                      "accuracy": r["accuracy"], "pointwise": pointwise}
+                      "accuracy": strong, "digits": FIGURE_DIGITS, "pointwise": pointwise}
         count = "-" if fl.get("thresholding") is None else \
             f"{fl['thresholding']} of {fl['filters']}"
-        if pointwise is None:
-            decision = ["-", "-", "-"]
-        elif pointwise.get("other_model"):
+        if pointwise and pointwise.get("other_model"):
             stale.append(r["label"])
-            decision = ["-", "-", str(pointwise["digits"])]
-        else:
-            decision = [f"{cell(pointwise[n])} ({cell(pointwise['strong_' + n])})"
-                        for n in ("l2", "l1")] + [str(pointwise["digits"])]
+        decision = [cell((pointwise or {}).get(n)) for n in ("l2", "l1")]
+        if pointwise and pointwise["digits"] != FIGURE_DIGITS:  # not the columns' digits
+            decision = [f"{d} (first {pointwise['digits']})" for d in decision]
         lines.append(f"| {r['label']} | {'-' if alpha is None else f'{alpha:g}'} | {count} | "
-                     + " | ".join(cell(r["accuracy"].get(c)) for c in COLS) + " | "
+                     + " | ".join(cell(strong[c]) for c in COLS) + " | "
                      + " | ".join(decision) + " |")
     if stale:
         lines += ["", f"Pointwise result of another training of the same recipe, not shown: "
                   f"{', '.join(stale)} (delete its `<model>{POINTWISE[0]}.json` and run the "
                   "command again)."]
     return lines, {"rows": rows}
+
+
+def _first_digits(result: dict, digits: int) -> dict | None:
+    """{threat: bits} of the result's first `digits` per-digit flags (None if it keeps
+    fewer)."""
+    flags = result.get("robust")
+    if not flags or any(len(bits) < digits for bits in flags.values()):
+        return None
+    return {threat: bits[:digits] for threat, bits in flags.items()}
 
 
 def _pointwise(result: dict) -> dict | None:
@@ -185,13 +195,10 @@ def _pointwise(result: dict) -> dict | None:
 def _on_the_same_digits(result: dict, other: dict) -> dict | None:
     """`result`'s per-digit flags on the digits `other` evaluated ({threat: bits}), where
     `other` attacked the first digits of the same split; None if it did not, or if either
-    result keeps no flags."""
-    digits, flags = other["num_examples"], result.get("robust")
-    if other.get("eval_split") != result.get("eval_split") or not flags:
+    result keeps too few flags."""
+    if other.get("eval_split") != result.get("eval_split"):
         return None
-    if any(len(bits) < digits for bits in flags.values()):
-        return None
-    return {threat: bits[:digits] for threat, bits in flags.items()}
+    return _first_digits(result, other["num_examples"])
 
 
 def _share(bits: str) -> float:

@@ -45,6 +45,8 @@ class Unit:
       share: the fraction of the budget its own training spends (None: not budgeted,
         e.g. standard training).
       init_from: the unit whose SavedModel it fine-tunes (None: from scratch).
+      digits: every evaluation of it attacks at most the first `digits` digits of its
+        split (None: as many as the evaluation says).
     """
 
     name: str
@@ -52,6 +54,7 @@ class Unit:
     recipe: tuple[str, ...]
     share: float | None = 1.0
     init_from: str | None = None
+    digits: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +85,15 @@ def recipe_flags(unit: Unit, ctx: Context) -> list[str]:
     return [*unit.recipe, *([f"--data_dir={ctx.data_dir}"] if ctx.data_dir else [])]
 
 
+def evaluation_of(unit: Unit, ctx: Context) -> tuple[str, ...]:
+    """The context's evaluation flags for this unit: capped at its `digits`."""
+    if unit.digits is None:
+        return ctx.evaluation
+    n = int(_last(cli.expand_flagfiles(list(ctx.evaluation)), "num_examples", "1000"))
+    return ctx.evaluation if n <= unit.digits else (*ctx.evaluation,
+                                                    f"--num_examples={unit.digits}")
+
+
 def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
     """What the unit's key is the hash of, and (under "_" names, not hashed) the resolved
     config, splits and protocol note. `parent_key`: the training key (`_train_key`) of the
@@ -93,7 +105,7 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
     train_split, eval_split, note = protocol.resolve(config.dataset, config.data_dir,
                                                      config.train_split, config.eval_split)
     x, y = data.load_arrays(config.dataset, train_split, config.data_dir)
-    evaluation = cli.expand_flagfiles(list(ctx.evaluation))
+    evaluation = cli.expand_flagfiles(list(evaluation_of(unit, ctx)))
     split = _last(evaluation, "eval_split", "test[:1000]")
     n = int(_last(evaluation, "num_examples", "1000"))
     xe, ye = data.load_arrays(config.dataset, split, config.data_dir)
@@ -188,7 +200,7 @@ def train(unit: Unit, ctx: Context, description: dict, parent_dir: str | None) -
 
 def evaluate(unit: Unit, ctx: Context, description: dict) -> float:
     folder, out = run_dir(unit, ctx, description), eval_dir(unit, ctx, description)
-    flags = [*ctx.evaluation, f"--models={os.path.join(folder, 'saved_model')}",
+    flags = [*evaluation_of(unit, ctx), f"--models={os.path.join(folder, 'saved_model')}",
              f"--output_dir={out}",
              f"--cache_dir={os.path.join(ctx.work_dir, 'cache')}",
              *([f"--data_dir={ctx.data_dir}"] if ctx.data_dir else [])]
