@@ -383,29 +383,33 @@ def test_section_f_reports_the_difference_to_the_full_msd():
     assert "| MSD, l_inf + l_1 only | 97.4 | 51.5 | 55.2 | 54.0 | 41.1 | 2.70 |" in lines
 
 
-def test_table5_puts_tramer_and_boneh_beside_the_strong_suite_on_the_same_digits():
-    # Table 5's main result is Table 3's MSD result (same recipe and evaluation: one key,
-    # one committed file); Tramer and Boneh's evaluation is its further evaluation.
+def test_table5_puts_tramer_and_boneh_beside_the_strong_suite_on_the_same_digits(mnist_dir):
+    # Table 5's main result is Table 3's MSD result (one key, one committed file); Tramer
+    # and Boneh's evaluation is its further evaluation.
     five, three = tables.BENCHMARKS[("5", "S")], tables.BENCHMARKS[("3", "S")]
     msd3 = next(u for u in three.units if u.name == "msd")
-    assert five.evaluation == three.evaluation and five.units[0].recipe == msd3.recipe
-    assert five.also == (tables.TB19,) and five.tag == ""
+    keys = [units.key_of(units.describe(unit, units.Context("S", b.evaluation, str(mnist_dir),
+                                                                "r", "w")))
+            for unit, b in ((five.units[0], five), (msd3, three))]
+    assert keys[0] == keys[1] and five.also == (tables.TB19,) and five.tag == ""
     # By hand: their evaluation attacked the first 5 of the 8 digits. Strong suite there:
     # clean 11110, l_inf 11010, l_2 11100, l_1 10110, union 10000; theirs: 11110, 01010,
     # 11000, 10110, 00000; both (AND): 11110, 01010, 11000, 10110, 00000.
+    radii = {"linf": 0.3, "l2": 2.0, "l1": 10.0}
     theirs = dict(_fake_result("msd", "MSD", (80.0, 40.0, 40.0, 60.0, 0.0)), num_examples=5,
+                  radii=radii,
                   eval_split="test[:1000]", robust={"clean": "11110", "linf": "01010",
                                                      "l2": "11000", "l1": "10110",
                                                      "union": "00000"})
     ours = dict(_fake_result("msd", "MSD", (87.5, 50.0, 50.0, 50.0, 25.0)),
-                eval_split="test[:1000]", also={".tb19": theirs},
+                eval_split="test[:1000]", also={".tb19": theirs}, radii=radii,
                 robust={"clean": "11110111", "linf": "11010011", "l2": "11100011",
                         "l1": "10110011", "union": "10000011"})
     lines, data = reports.table5(five, {"msd": ours})
     assert "| MSD (ours) | Tramer and Boneh's | 5 | 80.0 | 40.0 | 40.0 | 60.0 | 0.0 |" in lines
     assert "| MSD (ours) | strong suite | 5 | 80.0 | 60.0 | 60.0 | 60.0 | 20.0 |" in lines
     assert "| MSD (ours) | both | 5 | 80.0 | 40.0 | 40.0 | 60.0 | 0.0 |" in lines
-    assert "| MSD (paper) | Tramer and Boneh's | 1000 | 98.3 | 75.9 | 67.9 | 74.8 | 65.2 |" in lines
+    assert "| MSD (paper) | Tramer and Boneh's | - | 98.3 | 75.9 | 67.9 | 74.8 | 65.2 |" in lines
     assert data["rows"]["msd"]["broken_only_by_tb19"] == {"linf": [0], "l2": [2], "l1": [],
                                                           "union": [0]}
     assert any("l_inf 1 (test indices 0); l_2 1 (test indices 2); l_1 0; union 1" in line
@@ -416,6 +420,13 @@ def test_table5_puts_tramer_and_boneh_beside_the_strong_suite_on_the_same_digits
     assert not any("| strong suite |" in line or "| both |" in line for line in lines)
     assert "strong" not in data["rows"]["msd"] and any("another training" in line
                                                        for line in lines)
+    # Other radii, other digits, no flags: never joined digit by digit, and said why.
+    for variant, why in ((dict(theirs, radii={**radii, "l1": 12.0}), "other radii"),
+                         (dict(theirs, eval_split="test[:500]"), "per-digit flags"),
+                         (dict(theirs, num_examples=9), "per-digit flags"),
+                         (dict(theirs, robust=None), "per-digit flags")):
+        lines, data = reports.table5(five, {"msd": dict(ours, also={".tb19": variant})})
+        assert "both" not in data["rows"]["msd"] and any(why in line for line in lines), why
 
 
 def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
@@ -451,7 +462,8 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
         in lines
     assert "| P_inf | 0.1 | - | 100.0 | 90.0 | 75.0 | 25.0 | 20.0 | 80.0 | 30.0 |" in lines
     assert data["rows"]["linf"]["pointwise"] == {"digits": 200, "l2": 80.0, "l1": 30.0,
-                                                 "strong_l2": 75.0, "strong_l1": 25.0}
+                                                 "strong_l2": 75.0, "strong_l1": 25.0,
+                                                 "split": "test[:1000]", "same_digits": True}
     # A result with fewer flags than the columns' digits: not shown as if it had them.
     short = dict(results["linf"], robust={c: b[:150] for c, b in
                                           results["linf"]["robust"].items()}, also={})
@@ -459,7 +471,7 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
         reports.filters_report(bench, {"linf": short})[0]
     # Pointwise on fewer digits than the columns: said in its cells.
     few = dict(results["linf"], also={".pointwise": dict(pointwise, num_examples=8)})
-    assert "| 80.0 (first 8) | 30.0 (first 8) |" in reports.filters_report(
+    assert "| 80.0 (other digits: first 8 of test[:1000]) |" in reports.filters_report(
         bench, {"linf": few})[0][-1]
     # Pointwise measured on another training of the recipe (e.g. retrained on another
     # CPU since): not shown beside this model's strong-suite numbers.
@@ -468,15 +480,17 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
     lines, data = reports.filters_report(bench, {"linf": retrained})
     assert "| P_inf | 0.1 | - | 100.0 | 90.0 | 75.0 | 25.0 | 20.0 | - | - |" in lines
     assert any(line.startswith("Pointwise result of another training") for line in lines)
-    assert reports.same_model(retrained, dict(retrained, weights_sha256="a" * 64))
+    assert units.same_model(retrained, dict(retrained, weights_sha256="a" * 64))
     k2 = k.copy()
     k2[0, 0, 0, 0] += 0.5
-    assert not reports.same_model(  # without recorded weights: the first layers
+    assert not units.same_model(  # without recorded weights: the first layers
         _fake_result("a", "a", (0,) * 5, kernel=k), _fake_result("a", "a", (0,) * 5, kernel=k2))
     other_split = dict(results["linf"], eval_split="test[:500]")  # not the same digits
-    assert reports.filters_report(bench, {"linf": other_split})[1]["rows"]["linf"][
-        "pointwise"] == {"digits": 200, "l2": 80.0, "l1": 30.0, "strong_l2": None,
-                         "strong_l1": None}
+    lines, data = reports.filters_report(bench, {"linf": other_split})
+    assert data["rows"]["linf"]["pointwise"] == {
+        "digits": 200, "l2": 80.0, "l1": 30.0, "strong_l2": None, "strong_l1": None,
+        "split": "test[:1000]", "same_digits": False}
+    assert "| 80.0 (other digits: first 200 of test[:1000]) |" in lines[-1]
 
     def recorded(r):  # the provenance fields a committed result has
         return dict(r, suite=["pgd_linf"], seconds={}, train_split="train",
@@ -497,15 +511,37 @@ def test_filters_table_counts_thresholding_filters_and_draws_them(tmp_path):
         assert "robust" not in json.load(f)["results"]["linf"]["also"][".pointwise"]
 
 
+def test_a_further_evaluation_warns_when_the_model_is_not_the_main_results(
+        tmp_path, monkeypatch, capsys):
+    # Table 5 retrains MSD when its run folder is gone: on another CPU the weights differ
+    # from those Table 3's result measured, and the hours of evaluation must say so first.
+    unit = tables.BENCHMARKS[("5", "S")].units[0]
+    ctx = units.Context("S", tables.TB19[1], None, str(tmp_path / "r"), str(tmp_path / "w"),
+                        tag=".tb19")
+    kernel = [[[[0.5, 0.1]]]]
+    main = {"first_layer": {"kernel": kernel}}
+    monkeypatch.setattr(units, "train", lambda *a: 0.0)
+    monkeypatch.setattr(units, "evaluate", lambda *a: 0.0)
+    monkeypatch.setattr(units, "collect", lambda *a: {"accuracy": {"union": 1.0}})
+    description = {"_train_key": "t" * 64, "format": 1}
+    for on_disk, warned in ((kernel, False), ([[[[0.5, 0.2]]]], True)):
+        monkeypatch.setattr(units, "first_layer", lambda path, k=on_disk: {"kernel": k})
+        tables._measure(unit, ctx, "k", description, None, None, main)
+        assert ("warning: MSD's model on disk is not the one its main result measured"
+                in capsys.readouterr().out) == warned
+
+
 def test_a_units_digits_cap_every_evaluation_of_it(tmp_path, mnist_dir, capsys):
     # The figures' variants: the strong suite and Pointwise on the first 200 digits; Table
     # 3's models keep their 1000 (and their committed results' keys).
     bench = tables.BENCHMARKS[("filters", "S")]
     variant, table3 = bench.units[-1], next(u for u in bench.units if u.name == "msd")
     assert variant.digits == tables.FIGURE_DIGITS and table3.digits is None
-    ctx = units.Context("S", bench.evaluation, "../shared/data/mnist", str(tmp_path / "r"),
+    ctx = units.Context("S", bench.evaluation, str(mnist_dir.resolve()), str(tmp_path / "r"),
                         str(tmp_path / "w"), dry_run=True)
     assert units.evaluation_of(table3, ctx) == bench.evaluation
+    with open(os.path.join(REPO, "docs", "results", "S", "msd.json")) as f:
+        assert units.key_of(units.describe(table3, ctx)) == json.load(f)["key"]
     assert units.evaluation_of(variant, ctx) == (*bench.evaluation, "--num_examples=200")
     pointwise = dataclasses.replace(ctx, evaluation=tables.POINTWISE[1])
     assert units.evaluation_of(variant, pointwise) == tables.POINTWISE[1]  # 200 already

@@ -5,7 +5,7 @@ written from the per-model results `tables.produce` returns."""
 import json
 import os
 
-from msd_tf.benchmarks import paper
+from msd_tf.benchmarks import paper, units
 from msd_tf.benchmarks.tables import FIGURE_DIGITS, POINTWISE, TB19, Benchmark
 
 HEAD = {"clean": "clean", "linf": "l_inf", "l2": "l_2", "l1": "l_1", "union": "union"}
@@ -152,8 +152,9 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
         if pointwise and pointwise.get("other_model"):
             stale.append(r["label"])
         decision = [cell((pointwise or {}).get(n)) for n in ("l2", "l1")]
-        if pointwise and pointwise["digits"] != FIGURE_DIGITS:  # not the columns' digits
-            decision = [f"{d} (first {pointwise['digits']})" for d in decision]
+        if pointwise and not pointwise.get("other_model") and not pointwise["same_digits"]:
+            decision = [f"{d} (other digits: first {pointwise['digits']} of "
+                        f"{pointwise['split']})" for d in decision]
         lines.append(f"| {r['label']} | {'-' if alpha is None else f'{alpha:g}'} | {count} | "
                      + " | ".join(cell(strong[c]) for c in COLS) + " | "
                      + " | ".join(decision) + " |")
@@ -162,6 +163,19 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
                   f"{', '.join(stale)} (delete its `<model>{POINTWISE[0]}.json` and run the "
                   "command again)."]
     return lines, {"rows": rows}
+
+
+def _why_not_digit_by_digit(result: dict, other: dict) -> str | None:
+    """Why two evaluations of one unit cannot be joined digit by digit (None: they can):
+    another training, other digits, other radii, or flags missing."""
+    if units.same_model(result, other) is False:
+        return "the strong suite's result measured another training of the recipe"
+    if not other.get("robust") or _on_the_same_digits(result, other) is None:
+        return "the strong suite's result does not hold the per-digit flags of those digits"
+    if result.get("radii") != other.get("radii"):
+        return (f"the two evaluations used other radii ({result.get('radii')} against "
+                f"{other.get('radii')})")
+    return None
 
 
 def _first_digits(result: dict, digits: int) -> dict | None:
@@ -181,11 +195,13 @@ def _pointwise(result: dict) -> dict | None:
     if not other:
         return None
     digits = other["num_examples"]
-    if same_model(result, other) is False:  # retrained (elsewhere) since: not comparable
+    if units.same_model(result, other) is False:  # retrained (elsewhere) since: not comparable
         return {"digits": digits, "other_model": True,
                 **{k: None for k in ("l2", "l1", "strong_l2", "strong_l1")}}
     strong = _on_the_same_digits(result, other) or {}
-    out = {"digits": digits}
+    out = {"digits": digits, "split": other.get("eval_split"),
+           "same_digits": digits == FIGURE_DIGITS and other.get("eval_split")
+           == result.get("eval_split")}
     for norm in ("l2", "l1"):
         out[norm] = other["accuracy"].get(norm)
         out["strong_" + norm] = _share(strong[norm]) if norm in strong else None
@@ -211,17 +227,6 @@ def _both(a: str, b: str) -> str:
     return "".join("1" if x == y == "1" else "0" for x, y in zip(a, b))
 
 
-def same_model(a: dict, b: dict) -> bool | None:
-    """Whether two per-model results measured the same weights: their weights' SHA-256
-    where both recorded it, else their first-layer kernels; None if neither tells. Two
-    results of one unit can differ in weights when the model was trained again in between
-    (on another CPU the weights are not bit-exact)."""
-    if a.get("weights_sha256") and b.get("weights_sha256"):
-        return a["weights_sha256"] == b["weights_sha256"]
-    kernels = [(r.get("first_layer") or {}).get("kernel") for r in (a, b)]
-    return None if None in kernels else kernels[0] == kernels[1]
-
-
 def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
     """Table 5: MSD under Tramer and Boneh's evaluation (the `.tb19` result), the strong
     suite (the main result) on the same digits and both together, beside the paper's
@@ -242,23 +247,22 @@ def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
         digits, label = tb["num_examples"], r["label"]
         row = rows[name] = {"label": label, "digits": digits,
                             "tb19": {c: tb["accuracy"].get(c) for c in COLS}}
-        strong = (_on_the_same_digits(r, tb) if same_model(r, tb) is not False else None)
-        if strong and tb.get("robust"):
-            theirs_flags = tb["robust"]
+        why_not = _why_not_digit_by_digit(r, tb)
+        if why_not is None:
+            strong, theirs_flags = _on_the_same_digits(r, tb), tb["robust"]
             row["strong"] = {c: _share(strong[c]) for c in COLS}
             row["both"] = {c: _share(_both(strong[c], theirs_flags[c])) for c in COLS}
             row["broken_only_by_tb19"] = {
                 c: [i for i, (s, t) in enumerate(zip(strong[c], theirs_flags[c]))
                     if s == "1" and t == "0"] for c in COLS[1:]}
         else:
-            notes.append(f"{label}: the strong suite's result is of another training of the "
-                         "recipe or of other digits; only Tramer and Boneh's column is shown.")
+            notes.append(f"{label}: {why_not}; only Tramer and Boneh's rows are shown.")
         for key, what in (("tb19", "Tramer and Boneh's"), ("strong", "strong suite"),
                           ("both", "both")):
             if key in row:
                 lines.append(f"| {label} (ours) | {what} | {digits} | "
                              + " | ".join(cell(row[key].get(c)) for c in COLS) + " |")
-    lines.append("| MSD (paper) | Tramer and Boneh's | 1000 | "
+    lines.append("| MSD (paper) | Tramer and Boneh's | - | "
                  + " | ".join(cell(theirs.get(c)) for c in COLS) + " |")
     for row in rows.values():
         if "broken_only_by_tb19" in row:
@@ -285,6 +289,12 @@ def write(bench: Benchmark, results: dict, out: str) -> dict:
     lines, data = REPORTS[bench.table](bench, results)
     suites = {tuple(r["suite"]) for r in results.values()}
     attacks = "; ".join(", ".join(s) for s in sorted(suites)) or "none yet (no model measured)"
+    for tag, _ in bench.also:
+        theirs = {tuple(r["also"][tag]["suite"]) for r in results.values()
+                  if tag in r.get("also", {})}
+        if theirs:
+            attacks += f"; evaluated again ({tag[1:]}): " + "; ".join(
+                ", ".join(s) for s in sorted(theirs))
     lines += ["", f"Attacks: {attacks}.", "",
               "## Where each number comes from", "",
               f"Each row is a committed per-model result under `{bench.scale}/` (command: "

@@ -7,7 +7,10 @@ Table 3 at budget S: the seven models of the paper's Table 3, each on the S budg
 The union benchmark at S: MSD, MAX, AVG, E-AT and RAMP from scratch and E-AT and RAMP
 fine-tuned from a P_inf model (two thirds of the budget, then one third); at M: MSD, E-AT
 and RAMP. Every model trains on the paper's protocol (the 60,000 training digits) and is
-evaluated on the first 1000 test digits by `flags/mnist/eval_benchmark.cfg`.
+evaluated on the first 1000 test digits by `flags/mnist/eval_benchmark.cfg` (the filter
+table's step-size variants on the first FIGURE_DIGITS). Further evaluations of the same
+models (`Benchmark.also`): Tramer and Boneh's for Table 5, Pointwise for the filter table,
+each on the first 200 digits.
 """
 
 import dataclasses
@@ -115,13 +118,18 @@ BENCHMARKS = {
     ("filters", "S"): Benchmark(
         "filters", "S", _filters("S"), EVALUATION, budgets.BUDGETS["S"],
         f"appendix E at budget S ({budgets.BUDGETS['S'] / 1e6:.2f} M example-passes per "
-        f"model): first-layer filters, and Pointwise at l_2 and l_1; {_PROTOCOL}",
+        f"model): first-layer filters, and Pointwise at l_2 and l_1; trained on the 60,000 "
+        f"training digits; Table 3's models evaluated on the first 1000 test digits, the "
+        f"step-size variants and Pointwise on the first {FIGURE_DIGITS}, and every column "
+        f"below on those {FIGURE_DIGITS}",
         also=(POINTWISE,)),
     ("5", "S"): Benchmark(
         "5", "S", (Unit("msd", "MSD", _recipe("S", "msd")),), EVALUATION, budgets.BUDGETS["S"],
-        f"Table 5 at budget S: Table 3's MSD (the same trained model and result) under Tramer "
-        f"and Boneh's evaluation (their attacks, one run each, eps 0.3 / 2.0 / 10), beside the "
-        f"strong suite on the same digits; {_PROTOCOL}", also=(TB19,)),
+        "Table 5 at budget S: Table 3's MSD (the same trained model and result) under Tramer "
+        "and Boneh's evaluation (their attacks, one run each, eps 0.3 / 2.0 / 10), beside the "
+        "strong suite on the same digits; trained on the 60,000 training digits; the "
+        "strong suite on the first 1000 test digits, Tramer and Boneh's attacks on the "
+        "first 200 (their script's)", also=(TB19,)),
     ("autoattack", "S"): Benchmark(
         "autoattack", "S", (Unit("eat", "E-AT", _recipe("S", "eat")),), EVALUATION,
         budgets.BUDGETS["S"], f"the union benchmark's E-AT at budget S; {_PROTOCOL}",
@@ -178,10 +186,12 @@ def _add_seconds(folder: str, step: str, value: float) -> float:
 
 
 def _measure(unit: Unit, ctx: Context, key: str, description: dict,
-             parent: tuple | None, parent_result: dict | None) -> dict | None:
+             parent: tuple | None, parent_result: dict | None,
+             main: dict | None = None) -> dict | None:
     """Trains (or resumes) and evaluates one unit and writes its result; returns it (None
     on a dry run). `parent`: (unit, description) of the model it is fine-tuned from,
-    trained again first if it is no longer on disk."""
+    trained again first if it is no longer on disk. `main`: for a further evaluation, the
+    unit's main result, which the model on disk must still be (else a warning)."""
     folder = units.run_dir(unit, ctx, description)
     parent_dir = None
     if parent:
@@ -193,6 +203,13 @@ def _measure(unit: Unit, ctx: Context, key: str, description: dict,
             units.train(parent_unit, ctx, parent_description, None)
     seconds = {"train": _add_seconds(folder, "train",
                                      units.train(unit, ctx, description, parent_dir))}
+    if main and not ctx.dry_run:
+        layer = units.first_layer(os.path.join(folder, "saved_model"))
+        if units.same_model(main, {"first_layer": layer}) is False:
+            print(f"warning: {unit.label}'s model on disk is not the one its main result "
+                  "measured (trained again since, on another CPU or code): this evaluation "
+                  "will not be compared with it digit by digit. To compare, delete the main "
+                  "result and run the table again.", flush=True)
     seconds["evaluate"] = _add_seconds(units.eval_dir(unit, ctx, description), "evaluate",
                                        units.evaluate(unit, ctx, description))
     if ctx.dry_run:
@@ -210,12 +227,14 @@ def _measure(unit: Unit, ctx: Context, key: str, description: dict,
 
 
 def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
-            refresh: frozenset = frozenset(), committed_only: bool = False) -> dict:
+            refresh: frozenset = frozenset(), committed_only: bool = False,
+            main: dict | None = None) -> dict:
     """Every selected unit's result: committed and current, else trained and evaluated
     now (and written to `ctx.results_dir`). Returns {name: result}. The units named in
     `refresh` are trained (resumed) and evaluated even if their result is current: a
     step that needs their model on disk. `committed_only`: nothing is trained; a unit
-    without a current result is left out of the returned results.
+    without a current result is left out of the returned results. `main`: for a further
+    evaluation, {name: main result} (`_measure`).
 
     Raises:
       runs.BenchmarkError: a recipe off its budget, a failed step, unreadable output.
@@ -255,7 +274,8 @@ def produce(bench: Benchmark, ctx: Context, names: list[str] | None = None,
         if unit.init_from:
             parent_unit = next(u for u in chosen if u.name == unit.init_from)
             parent = (parent_unit, descriptions[parent_unit.name])
-        result = _measure(unit, ctx, key, description, parent, results.get(unit.init_from))
+        result = _measure(unit, ctx, key, description, parent, results.get(unit.init_from),
+                          (main or {}).get(unit.name))
         if result is not None:
             results[unit.name] = result
     return results
@@ -273,7 +293,7 @@ def produce_all(bench: Benchmark, ctx: Context, names: list[str] | None = None,
         other = dataclasses.replace(bench, table=f"{bench.table}{tag}", evaluation=evaluation,
                                     tag=tag, also=())
         extra = produce(other, dataclasses.replace(ctx, evaluation=evaluation, tag=tag), names,
-                        committed_only=committed_only)
+                        committed_only=committed_only, main=results)
         for name, result in extra.items():
             if name in results:
                 results[name] = dict(results[name],

@@ -311,6 +311,17 @@ def add_first_layer(result: dict, unit: Unit, ctx: Context, description: dict) -
     return result
 
 
+def same_model(a: dict, b: dict) -> bool | None:
+    """Whether two per-model results measured the same weights: their weights' SHA-256
+    where both recorded it, else their first-layer kernels; None if neither tells. Two
+    results of one unit can differ in weights when the model was trained again in between
+    (on another CPU the weights are not bit-exact)."""
+    if a.get("weights_sha256") and b.get("weights_sha256"):
+        return a["weights_sha256"] == b["weights_sha256"]
+    kernels = [(r.get("first_layer") or {}).get("kernel") for r in (a, b)]
+    return None if None in kernels else kernels[0] == kernels[1]
+
+
 def save_result(result: dict, path: str) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path + ".tmp", "w") as f:
