@@ -381,12 +381,27 @@ def plot_union(results_root: str, path: str) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    from msd_tf.benchmarks import budgets
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, points in sorted(methods.items()):
         xs, ys = zip(*sorted(points))
         ax.plot(xs, ys, marker="o", label=label)
+    # Both budgets on the axis, whichever have points: a curve reads against them, and the
+    # log axis never spans less than a decade (its tick labels would collide).
+    marks = {name: passes / 1e6 for name, passes in budgets.BUDGETS.items()}
+    for name, x in marks.items():
+        ax.axvline(x, color="grey", lw=0.8, ls=":")
+        ax.annotate(f"budget {name}", (x, 1), xycoords=("data", "axes fraction"),
+                    xytext=(3, -12), textcoords="offset points", fontsize=8, color="grey")
+    every = [x for points in methods.values() for x, _ in points] + list(marks.values())
     ax.set_xscale("log")
+    ax.set_xlim(min(every) / 1.5, max(every) * 1.5)
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 3.0)))
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("training compute (M example-passes)")
     ax.set_ylabel("union robust accuracy (%)")
     ax.set_title("Union robustness per compute (first 1000 test digits)")
