@@ -254,3 +254,16 @@ def test_ramp_projection_zero_turns_off_the_flagfiles_projection():
     cost_on, cost_off = budgets.step_cost(on), budgets.step_cost(off)
     assert (cost_on["forward"], cost_on["backward"]) == \
         (cost_off["forward"] + 1, cost_off["backward"] + 1)
+
+
+def test_the_benchmarks_read_the_evaluations_own_defaults():
+    # A unit's key names the digits its evaluation attacks; for flags that leave the split
+    # or the count out, it must assume what msd_tf.evaluate then uses.
+    from msd_tf import evaluate  # noqa: F401 - defines the evaluation flags
+    from msd_tf.benchmarks import units
+
+    assert flags.FLAGS["eval_split"].default == units.EVAL_SPLIT
+    assert flags.FLAGS["num_examples"].default == units.NUM_EXAMPLES
+    assert units.evaluated([]) == (units.EVAL_SPLIT, units.NUM_EXAMPLES)
+    assert units.evaluated(["--num_examples=5", "--eval_split=test[:10]",
+                            "--num_examples=200"]) == ("test[:10]", 200)

@@ -165,17 +165,19 @@ def filters_report(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
     return lines, {"rows": rows}
 
 
-def _why_not_digit_by_digit(result: dict, other: dict) -> str | None:
-    """Why two evaluations of one unit cannot be joined digit by digit (None: they can):
-    another training, other digits, other radii, or flags missing."""
+def _joined(result: dict, other: dict) -> tuple[dict | None, str | None]:
+    """(`result`'s per-digit flags on the digits `other` evaluated, None) when the two
+    evaluations of one unit can be joined digit by digit; else (None, why not: another
+    training, other digits, other radii, or flags missing)."""
     if units.same_model(result, other) is False:
-        return "the strong suite's result measured another training of the recipe"
-    if not other.get("robust") or _on_the_same_digits(result, other) is None:
-        return "the strong suite's result does not hold the per-digit flags of those digits"
+        return None, "the strong suite's result measured another training of the recipe"
+    strong = _on_the_same_digits(result, other) if other.get("robust") else None
+    if strong is None:
+        return None, "the strong suite's result does not hold the per-digit flags of those digits"
     if result.get("radii") != other.get("radii"):
-        return (f"the two evaluations used other radii ({result.get('radii')} against "
-                f"{other.get('radii')})")
-    return None
+        return None, (f"the two evaluations used other radii ({result.get('radii')} against "
+                      f"{other.get('radii')})")
+    return strong, None
 
 
 def _first_digits(result: dict, digits: int) -> dict | None:
@@ -247,9 +249,9 @@ def table5(bench: Benchmark, results: dict) -> tuple[list[str], dict]:
         digits, label = tb["num_examples"], r["label"]
         row = rows[name] = {"label": label, "digits": digits,
                             "tb19": {c: tb["accuracy"].get(c) for c in COLS}}
-        why_not = _why_not_digit_by_digit(r, tb)
+        strong, why_not = _joined(r, tb)
         if why_not is None:
-            strong, theirs_flags = _on_the_same_digits(r, tb), tb["robust"]
+            theirs_flags = tb["robust"]
             row["strong"] = {c: _share(strong[c]) for c in COLS}
             row["both"] = {c: _share(_both(strong[c], theirs_flags[c])) for c in COLS}
             row["broken_only_by_tb19"] = {

@@ -32,6 +32,9 @@ BEHAVIOUR_VERSION = 1
 EVALUATION_VERSION = 2
 FORMAT = 1
 THREATS = (*NORMS, "union")
+# `msd_tf.evaluate`'s defaults, for evaluation flags that leave them out (a test checks
+# they are still its defaults: else a key would describe digits the evaluation skips).
+EVAL_SPLIT, NUM_EXAMPLES = "test[:1000]", 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +83,12 @@ def _drop(flags: list[str], *names: str) -> list[str]:
     return [f for f in flags if not f.startswith(tuple(f"--{n}=" for n in names))]
 
 
+def evaluated(flags: list[str]) -> tuple[str, int]:
+    """(split, how many of its first digits) expanded evaluation flags attack."""
+    return (_last(flags, "eval_split", EVAL_SPLIT),
+            int(_last(flags, "num_examples", str(NUM_EXAMPLES))))
+
+
 def recipe_flags(unit: Unit, ctx: Context) -> list[str]:
     """The unit's `msd_tf.main` flags with the context's data folder."""
     return [*unit.recipe, *([f"--data_dir={ctx.data_dir}"] if ctx.data_dir else [])]
@@ -89,7 +98,7 @@ def evaluation_of(unit: Unit, ctx: Context) -> tuple[str, ...]:
     """The context's evaluation flags for this unit: capped at its `digits`."""
     if unit.digits is None:
         return ctx.evaluation
-    n = int(_last(cli.expand_flagfiles(list(ctx.evaluation)), "num_examples", "1000"))
+    _, n = evaluated(cli.expand_flagfiles(list(ctx.evaluation)))
     return ctx.evaluation if n <= unit.digits else (*ctx.evaluation,
                                                     f"--num_examples={unit.digits}")
 
@@ -106,8 +115,7 @@ def describe(unit: Unit, ctx: Context, parent_key: str | None = None) -> dict:
                                                      config.train_split, config.eval_split)
     x, y = data.load_arrays(config.dataset, train_split, config.data_dir)
     evaluation = cli.expand_flagfiles(list(evaluation_of(unit, ctx)))
-    split = _last(evaluation, "eval_split", "test[:1000]")
-    n = int(_last(evaluation, "num_examples", "1000"))
+    split, n = evaluated(evaluation)
     xe, ye = data.load_arrays(config.dataset, split, config.data_dir)
     description = {
         "format": FORMAT, "behaviour": BEHAVIOUR_VERSION,
