@@ -6,6 +6,7 @@ Entry points call `define(flags.FLAGS)`; library code takes plain arguments.
 
 from absl import flags
 
+from msd_tf import protocol
 from msd_tf.data import DATASETS
 
 
@@ -15,7 +16,7 @@ def define(fv: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "data_dir", None, "Offline data: a folder of IDX files, the CIFAR-10 python "
         "batches, or an .npz. Unset: download through tensorflow-datasets.", flag_values=fv)
-    flags.DEFINE_string("eval_split", "test[:1000]",
+    flags.DEFINE_string("eval_split", protocol.PAPER.eval_split,
                         "Split evaluated (training: the final summary).", flag_values=fv)
     flags.DEFINE_integer("seed", 0, "Seed of weights, data order and attacks.",
                          flag_values=fv)

@@ -1,6 +1,7 @@
 """`TrainConfig`: every setting of a training run, as a plain frozen dataclass.
 
-Importing it loads no TensorFlow and no attack code: it depends on `threats` only.
+Importing it loads no TensorFlow and no attack code: it depends on `threats` and
+`protocol` (whose `PAPER` splits are the defaults) only.
 Fields are checked for shape and range here; names (data set, model, adversary,
 optimizer, strategy) are checked where the objects are built, by their registries,
 which `experiment.train` does before it writes anything.
@@ -9,6 +10,7 @@ which `experiment.train` does before it writes anything.
 import dataclasses
 import json
 
+from msd_tf import protocol
 from msd_tf.threats import NORMS, ThreatModel, presets
 
 # Keras dtype policies: the model computes in the low precision; attacks keep the
@@ -37,8 +39,8 @@ class TrainConfig:
 
     dataset: str = "mnist"
     data_dir: str | None = None
-    train_split: str = "train"
-    eval_split: str = "test[:1000]"
+    train_split: str = protocol.PAPER.train_split
+    eval_split: str = protocol.PAPER.eval_split
     model: str = "mnist_cnn"
     adversary: str = "msd"
     threats: tuple[ThreatModel, ...] = DEFAULT_THREATS

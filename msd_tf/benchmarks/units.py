@@ -34,7 +34,7 @@ FORMAT = 1
 THREATS = (*NORMS, "union")
 # `msd_tf.evaluate`'s defaults, for evaluation flags that leave them out (a test checks
 # they are still its defaults: else a key would describe digits the evaluation skips).
-EVAL_SPLIT, NUM_EXAMPLES = "test[:1000]", 1000
+EVAL_SPLIT, NUM_EXAMPLES = protocol.PAPER.eval_split, 1000
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from msd_tf import protocol
 from msd_tf.evaluation.checks import broken_at
 from msd_tf.evaluation.suite import AttackSpec
 
@@ -35,7 +36,7 @@ class EvalConfig:
 
     dataset: str
     specs: tuple[AttackSpec, ...]
-    split: str = "test[:1000]"
+    split: str = protocol.PAPER.eval_split
     num_examples: int = 1000
     data_dir: str | None = None
     output_dir: str = "runs/eval"
