@@ -2,6 +2,7 @@
 per-model results (msd_tf.benchmarks): against set arithmetic, each recipe's own step cost,
 and a toy table computed fresh."""
 
+import csv
 import dataclasses
 import json
 import os
@@ -167,6 +168,14 @@ def test_a_table_from_committed_results_equals_one_computed_fresh(tmp_path, mnis
     kernel = filters.first_conv_kernel(str(run / "saved_model"))
     np.testing.assert_allclose(msd["first_layer"]["kernel"], kernel, atol=5e-5)
     assert msd["first_layer"]["thresholding"] == filters.thresholding_filters(kernel).sum()
+    # So is the training's per-epoch history (MSD's chosen norms: shares that sum to 1).
+    with open(run / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(msd["history"]) == len(rows) == msd["epochs"]
+    for kept, row in zip(msd["history"], rows):
+        assert set(kept) == set(units.HISTORY_COLUMNS)
+        assert kept["chose_l1"] == pytest.approx(float(row["chose_l1"]), abs=5e-5)
+        assert sum(kept[f"chose_{n}"] for n in ("linf", "l2", "l1")) == pytest.approx(1, abs=1e-3)
 
     # Another table evaluating the same model its own way (as Table 5 does Table 3's MSD;
     # here: one attack more): the same run folder, trained once; its own evaluation folder

@@ -12,6 +12,7 @@ evaluation), and each evaluation of it goes into `eval-<key>` there: tables that
 evaluate the same model differently (Table 3 and Table 5's MSD) train it once.
 """
 
+import csv
 import dataclasses
 import datetime
 import hashlib
@@ -254,6 +255,7 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
                     "planned_passes": plan_of(description).passes},
         "threats": summary["config"]["threats"],
         "first_layer": first_layer(os.path.join(folder, "saved_model")),
+        "history": training_history(os.path.join(folder, "history.csv")),
         "epochs": summary["config"]["epochs"],
         "precision": summary["config"]["precision"],
         "seconds": {**seconds, **_attack_seconds(evaluated)},
@@ -264,6 +266,22 @@ def collect(unit: Unit, ctx: Context, key: str, description: dict, seconds: dict
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
         "inputs": {k: v for k, v in description.items() if not k.startswith("_")},
     }
+
+
+# history.csv's columns a result keeps: what the training attack achieved per epoch and
+# which norm MSD kept (`chose_*`); the compute columns are summed into `compute`.
+HISTORY_COLUMNS = ("loss", "adv_acc", "clean_acc", "chose_linf", "chose_l2", "chose_l1")
+
+
+def training_history(history_csv: str) -> list[dict] | None:
+    """The training's per-epoch metrics (`HISTORY_COLUMNS` that the run logged, 4
+    decimals), one dict per epoch; None without the file."""
+    if not os.path.exists(history_csv):
+        return None
+    with open(history_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [{c: round(float(row[c]), 4) for c in HISTORY_COLUMNS
+             if row.get(c) not in (None, "", "NA")} for row in rows]
 
 
 def _attack_seconds(evaluated: str) -> dict:
