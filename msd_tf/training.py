@@ -71,6 +71,13 @@ class AdversarialTrainer(keras.Model):
     def call(self, x, training=False):
         return self.model(x, training=training)
 
+    def build(self, input_shape):
+        """Builds the wrapped classifier: `fit` under a distribution strategy builds the
+        trainer first, and Keras' default build would only warn and mark it built."""
+        if not self.model.built:
+            self.model.build(input_shape)
+        self.built = True
+
     def compile(self, *args, **kwargs):
         """Keras' compile, then the adversary's `attach` (state that needs the model and
         the optimizer, e.g. RAMP's natural copy)."""

@@ -52,6 +52,23 @@ def test_mirrored_step_matches_single_device(name):
     assert changed, "the adversary must change the update"
 
 
+def test_fit_under_a_strategy_builds_an_unbuilt_classifier(recwarn):
+    # Keras builds the trainer before fitting under a strategy; its default build would
+    # only mark it built (with a warning) and leave an unbuilt classifier to the step.
+    from msd_tf.training import AdversarialTrainer
+
+    x, y = digits(8, seed=2)
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        model = keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)])
+        assert not model.built
+        trainer = AdversarialTrainer(model, make_adversary("linf", THREATS[:1]))
+        trainer.compile(optimizer=keras.optimizers.SGD(0.1),
+                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    trainer.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert model.built and model.weights[0].shape == (784, 10)
+    assert not [w for w in recwarn if "build()" in str(w.message)]
+
+
 def _by_hand(x, y, sample_weight=None):
     """One SGD step (lr 0.05, fresh momentum) on the MSD examples of step 0: weighted
     mean cross-entropy + weight decay 1e-3 / 2 * ||w||^2; returns (weights, loss)."""
