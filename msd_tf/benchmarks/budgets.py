@@ -89,7 +89,7 @@ def _measure_step(config: TrainConfig) -> dict:
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.full((batch, *info["shape"]), 0.5, np.float32)
     ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(batch, np.int64))).batch(batch)
-    history = trainer.fit(ds, epochs=1, verbose=0).history
+    history = trainer.fit(ds, epochs=1, shuffle=False, verbose=0).history
     forward, backward = (history[f"{k}_examples"][0] / batch for k in ("forward", "backward"))
     return {"forward": forward, "backward": backward, "passes": forward + backward}
 
